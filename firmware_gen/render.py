@@ -1,0 +1,52 @@
+"""Render the C package's files from the Jinja2 templates in ``templates/``.
+
+Every generated file starts with a header naming the generator version and the hashes of its
+inputs, and carries no timestamp, so regenerating from the same inputs gives identical bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+GENERATOR = "aedfw.firmware_gen"
+GENERATOR_VERSION = "0.1.0"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def c_array(values: np.ndarray, per_line: int = 12, indent: str = "    ") -> str:
+    """Format integers as the body of a C array initialiser, ``per_line`` values per line."""
+    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    lines = [", ".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line)]
+    return ",\n".join(indent + line for line in lines)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["c_array"] = c_array
+    return env
+
+
+def render(template: str, inputs: Mapping[str, str], **context) -> str:
+    """Render ``template`` with a provenance header listing ``inputs`` (name -> hash)."""
+    env = _environment()
+    header = env.get_template("_header.j2").render(
+        generator=GENERATOR, version=GENERATOR_VERSION, inputs=dict(sorted(inputs.items()))
+    )
+    return header + env.get_template(template).render(**context)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it already holds exactly that (keeps mtimes for make)."""
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
