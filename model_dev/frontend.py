@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -237,16 +238,18 @@ def mel_filters_float(cfg: FrontendConfig) -> np.ndarray:
     """librosa's float mel filterbank for this config, [n_mels, n_bins] (peak-normalised)."""
     import librosa  # slow import; only table generation needs it
 
-    return librosa.filters.mel(
-        sr=cfg.sample_rate,
-        n_fft=cfg.fft_size,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin_hz,
-        fmax=cfg.fmax_hz,
-        htk=False,
-        norm=None,
-        dtype=np.float64,
-    )
+    with warnings.catch_warnings():  # empty bands get our own error in mel_table
+        warnings.simplefilter("ignore", UserWarning)
+        return librosa.filters.mel(
+            sr=cfg.sample_rate,
+            n_fft=cfg.fft_size,
+            n_mels=cfg.n_mels,
+            fmin=cfg.fmin_hz,
+            fmax=cfg.fmax_hz,
+            htk=False,
+            norm=None,
+            dtype=np.float64,
+        )
 
 
 def mel_table(cfg: FrontendConfig) -> MelTable:

@@ -1,0 +1,74 @@
+"""The C front end equals the Python reference byte for byte (contract 1)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from firmware_gen.frontend_c import FRONTEND_FILES, write_frontend
+from firmware_gen.host_build import build_frontend_cli, run_frontend_cli
+from model_dev.frontend import Frontend, FrontendConfig
+from model_dev.synth import synthesize_clip
+from tests.signals import edge_signals
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+CONFIGS = {
+    "default": FrontendConfig(),
+    # a second shape: different FFT size, window, hop, bands, range and log scaling
+    "small": FrontendConfig(
+        window_length=128,
+        hop_length=64,
+        fft_size=128,
+        n_mels=16,
+        fmin_hz=200.0,
+        fmax_hz=6000.0,
+        log2_steps=5,
+        log_offset=150,
+    ),
+}
+
+
+def _signals() -> dict[str, np.ndarray]:
+    sig = edge_signals()
+    for i in range(12):  # real corpus clips
+        sig[f"corpus_{i}"] = synthesize_clip(i, seed=7, duration_s=2.0)[0]
+    return sig
+
+
+@pytest.fixture(scope="module")
+def signals():
+    return _signals()
+
+
+def test_enough_signals(signals):
+    assert len(signals) >= 200
+
+
+@pytest.mark.parametrize("mode", ["clip", "stream"])
+@pytest.mark.parametrize("name", CONFIGS)
+def test_c_equals_python(tmp_path, signals, name, mode):
+    cfg = CONFIGS[name]
+    exe = build_frontend_cli(cfg, tmp_path, sanitize=True)
+    reference = Frontend(cfg)
+    names = list(signals)
+    got = run_frontend_cli(exe, [signals[n] for n in names], cfg, mode)
+    for n, features in zip(names, got, strict=True):
+        expected = reference(signals[n])
+        if not np.array_equal(features, expected):
+            frame, band = np.argwhere(features != expected)[0]
+            pytest.fail(
+                f"{name}/{mode}: signal {n!r} differs at frame {frame}, band {band}: "
+                f"C {features[frame, band]} vs Python {expected[frame, band]}"
+            )
+
+
+def test_generated_files_are_byte_identical(tmp_path):
+    cfg = FrontendConfig()
+    first = [p.read_bytes() for p in write_frontend(cfg, tmp_path / "a")]
+    second = [p.read_bytes() for p in write_frontend(cfg, tmp_path / "b")]
+    assert first == second
+    header = first[FRONTEND_FILES.index("aed_frontend.h")].decode()
+    assert cfg.hash in header and cfg.short_hash in header
