@@ -12,12 +12,12 @@ from aedfw.config import load_frontend_config
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
-    from model_dev.datasets import LOADERS
+    from model_dev.datasets import DATASET_KINDS
 
     p.add_argument(
         "--dataset",
         default="synth",
-        choices=sorted(LOADERS),
+        choices=DATASET_KINDS,
         help="dataset layout (default: synth, the built-in corpus)",
     )
     p.add_argument("--data", type=Path, required=True, help="dataset root folder")

@@ -112,7 +112,8 @@ def check_audio(path: str | Path) -> sf._SoundFileInfo:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(path, f"unreadable audio header ({exc})") from None
+        detail = getattr(exc, "error_string", "") or str(exc)  # libsndfile's, without the path
+        raise AudioError(path, f"unreadable audio header ({detail})") from None
     if info.frames <= 0:
         raise AudioError(path, "no samples (0 frames)")
     short = _SHORT_DATA.search(info.extra_info or "")
