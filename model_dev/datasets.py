@@ -136,15 +136,16 @@ class Dataset:
         """Return a sha256 hex digest that changes when any clip file, label or split changes.
 
         Covers the name, the classes and, per clip, its id, labels, split, file size and
-        modification time (ns). Used as the feature-cache key.
+        modification time (ns), or that the file is missing. Used as the feature-cache key.
         """
         digest = hashlib.sha256(json.dumps([self.name, list(self.classes)]).encode())
         for clip in self.clips:
             try:
                 stat = clip.path.stat()
-            except OSError as exc:
-                raise AudioError(clip.path, f"cannot stat file ({exc.strerror})") from None
-            item = [clip.clip_id, list(clip.labels), clip.split, stat.st_size, stat.st_mtime_ns]
+                state = [stat.st_size, stat.st_mtime_ns]
+            except OSError:  # gone since listing: a state of its own; loading it will say why
+                state = None
+            item = [clip.clip_id, list(clip.labels), clip.split, state]
             digest.update(json.dumps(item).encode() + b"\n")
         return digest.hexdigest()
 
