@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16000
 # libsndfile's header log line for a WAV data chunk that is shorter than its header says.
@@ -52,6 +51,8 @@ def to_int16_mono(data: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_
     if x.ndim == 2:
         x = x.mean(axis=1)
     if sample_rate != target_rate:
+        from scipy.signal import resample_poly  # 1.5 s import; most corpora need no resampling
+
         g = gcd(sample_rate, target_rate)
         x = resample_poly(x, target_rate // g, sample_rate // g)
     return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)

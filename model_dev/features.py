@@ -72,12 +72,12 @@ def _cache_key(dataset: Dataset, cfg: FrontendConfig) -> str:
     return f"{dataset.fingerprint()[:16]}-{cfg.short_hash}"
 
 
-# Worker state: one Frontend per process, built once (table generation imports librosa).
+# Worker state: the dataset and the Frontend, sent once per process.
 _worker: dict = {}
 
 
-def _init_worker(dataset: Dataset, cfg: FrontendConfig) -> None:
-    _worker["dataset"], _worker["frontend"] = dataset, Frontend(cfg)
+def _init_worker(dataset: Dataset, frontend: Frontend) -> None:
+    _worker["dataset"], _worker["frontend"] = dataset, frontend
 
 
 def _extract(i: int) -> tuple[int, np.ndarray | None, str | None]:
@@ -91,14 +91,15 @@ def _extract(i: int) -> tuple[int, np.ndarray | None, str | None]:
 def _compute(dataset: Dataset, cfg: FrontendConfig, jobs: int, progress: bool) -> list:
     results: list = [None] * len(dataset)
     bar = tqdm(total=len(dataset), desc="features", unit="clip", disable=not progress)
+    frontend = Frontend(cfg)  # tables built once here and shipped to the workers
     if jobs <= 1:
-        _init_worker(dataset, cfg)
+        _init_worker(dataset, frontend)
         for i in range(len(dataset)):
             results[i] = _extract(i)
             bar.update()
     else:
         ctx = get_context("spawn")  # no fork: torch/TF may already hold threads in the parent
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(dataset, cfg)) as pool:
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(dataset, frontend)) as pool:
             for item in pool.imap_unordered(_extract, range(len(dataset)), chunksize=8):
                 results[item[0]] = item
                 bar.update()

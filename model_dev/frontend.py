@@ -429,9 +429,14 @@ class Frontend:
     (98, 40)
     """
 
-    def __init__(self, cfg: FrontendConfig | None = None, chunk_frames: int = 256):
+    def __init__(
+        self,
+        cfg: FrontendConfig | None = None,
+        chunk_frames: int = 256,
+        tables: FrontendTables | None = None,
+    ):
         self.cfg = cfg or FrontendConfig()
-        self.tables = make_tables(self.cfg)
+        self.tables = tables or make_tables(self.cfg)  # pass tables to skip librosa's import
         self.chunk_frames = chunk_frames  # bounds the int64 temporaries for long clips
 
     def features_from_frames(self, frames: np.ndarray) -> np.ndarray:

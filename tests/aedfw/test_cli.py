@@ -1,0 +1,82 @@
+"""The aedfw command line: help everywhere, clear errors, thin wrappers that work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from aedfw.cli import build_parser, main
+from aedfw.config import load_frontend_config
+from model_dev.frontend import FrontendConfig
+
+COMMANDS = [["data", "synth"], ["features"], ["demo"]]
+
+
+def _aedfw(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aedfw.cli", *args], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("words", [[]] + COMMANDS + [["data"]])
+def test_help_on_every_command(words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*words, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: aedfw" in capsys.readouterr().out
+
+
+def test_console_script_help():
+    result = _aedfw("--help")
+    assert result.returncode == 0 and "data" in result.stdout and "features" in result.stdout
+
+
+def test_unknown_preset_is_a_clear_error(tmp_path, capsys):
+    assert main(["data", "synth", "--preset", "huge", "--out", str(tmp_path)]) == 1
+    assert "huge" in capsys.readouterr().err
+
+
+def test_synth_then_features(tmp_path, capsys):
+    assert (
+        main(["data", "synth", "--preset", "tiny", "--out", str(tmp_path / "c"), "--jobs", "1"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "features",
+                "--data",
+                str(tmp_path / "c"),
+                "--cache",
+                str(tmp_path / "f"),
+                "--jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "120 clips" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "needle"),
+    [
+        ('{"n_mels": 32}', ".json", None),
+        ("n_mels: 32\nfmin_hz: 60\n", ".yaml", None),
+        ("n_mels: [", ".yaml", "invalid"),
+        ('{"nmels": 3}', ".json", "nmels"),
+        ("- 1\n", ".yml", "mapping"),
+    ],
+)
+def test_frontend_config_files(tmp_path, text, suffix, needle):
+    path = tmp_path / f"fe{suffix}"
+    path.write_text(text)
+    if needle is None:
+        assert load_frontend_config(path).n_mels == 32
+    else:
+        with pytest.raises(ValueError, match=needle) as err:
+            load_frontend_config(path)
+        assert str(path) in str(err.value)
+    assert load_frontend_config(None) == FrontendConfig()
