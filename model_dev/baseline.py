@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
-
-
-def auprc(labels: np.ndarray, scores: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
-    """Micro and macro average precision, per-class AP and the micro chance level."""
-    per_class = average_precision_score(labels, scores, average=None)
-    return {
-        "micro": float(average_precision_score(labels, scores, average="micro")),
-        "macro": float(average_precision_score(labels, scores, average="macro")),
-        "chance": float(labels.mean()),
-        **{f"ap/{c}": float(a) for c, a in zip(classes, per_class, strict=True)},
-    }
 
 
 def fit_mean_baseline(
