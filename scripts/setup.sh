@@ -19,8 +19,10 @@ if ((${#missing[@]})); then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
-        echo "setup: error: apt-get could not install ${missing[*]} (no network or not Debian?)." >&2
+    log=$(mktemp -t aedfw-apt.XXXXXX)
+    if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        echo "setup: error: apt-get could not install ${missing[*]} (log: $log)." >&2
         exit 1
     fi
 fi

@@ -72,3 +72,28 @@ def test_generated_files_are_byte_identical(tmp_path):
     assert first == second
     header = first[FRONTEND_FILES.index("aed_frontend.h")].decode()
     assert cfg.hash in header and cfg.short_hash in header
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_builds_for_cortex_m4_without_warnings(tmp_path):
+    import subprocess
+
+    sources = [p for p in write_frontend(FrontendConfig(), tmp_path) if p.suffix == ".c"]
+    for src in sources:
+        cmd = [
+            "arm-none-eabi-gcc",
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-Os",
+            "-c",
+            str(src),
+            "-o",
+            str(src.with_suffix(".o")),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
