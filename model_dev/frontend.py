@@ -19,10 +19,11 @@ performs the same operations in the same order, so both produce identical bytes.
    table, minus the normalisation ``2 s``; ``q = round(log2_steps * log2 E) - log_offset``
    clamped to int8; ``E == 0`` gives -128.
 
-With the defaults the dequantised feature ``q * input_scale`` equals ``log2(2 S)``, where ``S``
-is librosa's float mel power spectrogram of ``x / 32768`` (``power=2``, ``norm=None``, same window,
-hop and filters): one int8 step is 1/8 of a doubling (0.376 dB), and [-128, 127] covers
-``S`` from 2**-17 (-51.2 dB) to 2**14.9 (44.8 dB), 96 dB, about the range of 16-bit audio.
+The dequantised feature ``(q - input_zero_point) * input_scale`` equals ``log2(2 S)``, where
+``S`` is librosa's float mel power spectrogram of ``x / 32768`` (``power=2``, ``norm=None``, same
+window, hop and filters). With the defaults one int8 step is 1/6 of a doubling (0.50 dB), and
+[-128, 127] covers ``S`` from 2**-27.7 (-83 dB) to 2**14.8 (+44.7 dB): 128 dB, from below the
+quantisation noise of 16-bit audio to full scale.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ ALGORITHM_VERSION = 1
 Q15 = 15
 Q30 = 30
 POWER_SHIFT = 16
+#: log2 of E for a full-scale (x / 32768 = 1) band power S = 1/2: E = 2 S * 2**30.
+LOG2_FULL_SCALE = 30
 LOG_LUT_BITS = 8
 LOG_FRAC_BITS = 16
 
@@ -67,9 +70,10 @@ class FrontendConfig:
     fmin_hz, fmax_hz : float
         Frequency range of the mel filterbank.
     log2_steps : int
-        int8 steps per doubling of band energy (8: 0.376 dB per step, 96 dB range).
+        int8 steps per doubling of band energy (6: 0.50 dB per step, 128 dB range).
     log_offset : int
-        Subtracted after scaling: ``q = round(log2_steps * log2(E)) - log_offset``.
+        Subtracted after scaling: ``q = round(log2_steps * log2(E)) - log_offset``. The default
+        puts a full-scale square wave just below 127.
     """
 
     sample_rate: int = 16000
@@ -79,8 +83,8 @@ class FrontendConfig:
     n_mels: int = 40
     fmin_hz: float = 125.0
     fmax_hz: float = 7500.0
-    log2_steps: int = 8
-    log_offset: int = 240
+    log2_steps: int = 6
+    log_offset: int = 148
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -111,6 +115,11 @@ class FrontendConfig:
             (0 <= self.fmin_hz < self.fmax_hz, "fmin_hz", "must be >= 0 and below fmax_hz"),
             (self.fmax_hz <= self.sample_rate / 2, "fmax_hz", "must not exceed sample_rate / 2"),
             (1 <= self.log2_steps <= 64, "log2_steps", "must be in 1..64"),
+            (
+                -128 <= LOG2_FULL_SCALE * self.log2_steps - self.log_offset <= 127,
+                "log_offset",
+                "must make the int8 zero point (log2_steps * 30 - log_offset) fit in int8",
+            ),
         ]
         for ok, name, why in checks:
             if not ok:
@@ -124,8 +133,8 @@ class FrontendConfig:
 
     @property
     def input_zero_point(self) -> int:
-        """Zero point of the int8 features."""
-        return 0
+        """Zero point of the int8 features: the q of a band power S = 1/2 (log2(2 S) = 0)."""
+        return LOG2_FULL_SCALE * self.log2_steps - self.log_offset
 
     @property
     def n_bins(self) -> int:
@@ -455,6 +464,6 @@ class Frontend:
         return self.features_from_frames(frame_signal(audio, self.cfg))
 
     def dequantize(self, features: np.ndarray) -> np.ndarray:
-        """int8 features -> float32 log2 band energies (``q * input_scale``)."""
+        """int8 features -> float32 ``log2(2 S)`` (``(q - zero_point) * input_scale``)."""
         zp = self.cfg.input_zero_point
         return ((features.astype(np.float32) - zp) * self.cfg.input_scale).astype(np.float32)
