@@ -28,7 +28,7 @@ The model sees fixed windows of ``window_frames`` frames (default 100 = 1 s). A 
 frames is cut into windows starting at ``0, hop, 2 hop, ...`` while the window fits; if the last
 one does not reach the clip's end, one more window aligned to the end (start ``n - window``) is
 added, so every frame is seen. A clip shorter than one window gives one window, padded at the end
-with the front end's silence value (int8 -128, dequantised -128 * 0.125 = -16.0).
+with the front end's silence value, int8 -128 (windows are cut from the int8 features).
 The clip score of each class is the **maximum over windows** (:func:`aggregate`): a tag means "the
 event occurs somewhere in the clip", and a short event (one bark in 10 s) would be diluted by a
 mean. Because sigmoid is monotonic, max of window probabilities = sigmoid(max of window logits),
@@ -49,8 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 #: Front-end int8 value of silence (log of zero energy) and its dequantised value (scale 1/8).
-SILENCE_Q = -128
-SILENCE = SILENCE_Q * 0.125
+SILENCE_Q = -128  # the front end's output for silence, whatever its scale and zero point
 
 Pair = tuple[int, int]
 
@@ -127,6 +126,39 @@ class ArchSpec:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         if not self.blocks:
             raise ValueError(f"ArchSpec {self.name!r}: needs at least one block")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict; :meth:`from_dict` rebuilds an equal spec."""
+        blocks = [
+            {
+                "type": type(b).__name__,
+                "out": b.out,
+                "kernel": list(b.kernel),
+                "stride": list(b.stride),
+            }
+            for b in self.blocks
+        ]
+        return {
+            "name": self.name,
+            "blocks": blocks,
+            "n_classes": self.n_classes,
+            "window_frames": self.window_frames,
+            "n_mels": self.n_mels,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "ArchSpec") -> ArchSpec:
+        """Rebuild a spec from :meth:`to_dict` output; malformed data raises ValueError."""
+        kinds = {"Conv": Conv, "DSConv": DSConv}
+        try:
+            blocks = tuple(
+                kinds[b["type"]](int(b["out"]), tuple(b["kernel"]), tuple(b["stride"]))
+                for b in data["blocks"]
+            )
+            return cls(**{**data, "blocks": blocks})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: not a valid architecture spec ({exc!r})") from None
 
 
 @dataclass(frozen=True)
@@ -458,8 +490,8 @@ def clip_windows(
     window_frames, hop_frames : int
         Window length and hop.
     pad_value : float, optional
-        Fill for clips shorter than a window; default silence: -128 for integer input,
-        -16.0 (= -128 * 0.125) for float input.
+        Fill for clips shorter than a window; default for int8 input: silence (-128). Float
+        input must pass it (silence dequantised with the front end's scale and zero point).
 
     Returns
     -------
@@ -469,7 +501,9 @@ def clip_windows(
     features = np.asarray(features)
     n, n_mels = features.shape
     if pad_value is None:
-        pad_value = SILENCE_Q if np.issubdtype(features.dtype, np.integer) else SILENCE
+        if not np.issubdtype(features.dtype, np.integer):
+            raise ValueError("clip_windows: float features need an explicit pad_value (silence)")
+        pad_value = SILENCE_Q
     if n < window_frames:
         fill = np.full((window_frames - n, n_mels), pad_value, dtype=features.dtype)
         features = np.concatenate([features, fill])

@@ -44,6 +44,9 @@ class FeatureSet:
     config : FrontendConfig
     skipped : list of (str, str)
         Clips left out (``skip_bad=True``) and why.
+    fingerprint : str
+        The dataset fingerprint (``Dataset.fingerprint()``: clips, labels, splits, file sizes
+        and times), "" if unknown.
     """
 
     features: np.ndarray
@@ -54,6 +57,7 @@ class FeatureSet:
     classes: tuple[str, ...]
     config: FrontendConfig
     skipped: list[tuple[str, str]]
+    fingerprint: str = ""
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -154,6 +158,7 @@ def _read_entry(entry: Path) -> FeatureSet:
         classes=tuple(index["classes"]),
         config=FrontendConfig.from_dict(index["frontend"], str(entry / "index.json")),
         skipped=[tuple(s) for s in index["skipped"]],
+        fingerprint=index["fingerprint"],
     )
 
 

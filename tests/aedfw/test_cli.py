@@ -11,7 +11,14 @@ from aedfw.cli import build_parser, main
 from aedfw.config import load_frontend_config
 from model_dev.frontend import FrontendConfig
 
-COMMANDS = [["data", "synth"], ["features"], ["demo"]]
+COMMANDS = [
+    ["data", "synth"],
+    ["features"],
+    ["train", "teacher"],
+    ["train", "student"],
+    ["evaluate"],
+    ["demo"],
+]
 
 
 def _aedfw(*args: str) -> subprocess.CompletedProcess:
@@ -20,7 +27,7 @@ def _aedfw(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("words", [[]] + COMMANDS + [["data"]])
+@pytest.mark.parametrize("words", [[]] + COMMANDS + [["data"], ["train"]])
 def test_help_on_every_command(words, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*words, "--help"])

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from model_dev import arch
 from model_dev.arch import (
     STUDENTS,
     TEACHER,
@@ -144,9 +143,11 @@ def test_windows_and_aggregation() -> None:
     w = clip_windows(feats, 4, 2)
     assert w.shape == (3, 4, 2) and w.dtype == np.int8
     np.testing.assert_array_equal(w[2], feats[3:7])
-    short = clip_windows(feats[:3].astype(np.float32) * 0.125, 5, 2)
+    short = clip_windows(feats[:3].astype(np.float32) / 6, 5, 2, pad_value=-26.5)
     assert short.shape == (1, 5, 2)
-    np.testing.assert_array_equal(short[0, 3:], arch.SILENCE)
+    np.testing.assert_array_equal(short[0, 3:], -26.5)
+    with pytest.raises(ValueError, match="pad_value"):
+        clip_windows(feats[:3].astype(np.float32), 5, 2)
     assert clip_windows(feats[:3], 5, 2)[0, 4, 0] == -128
 
     logits = torch.tensor([[[0.0, -3.0], [2.0, -1.0], [-5.0, 9.0]]])
