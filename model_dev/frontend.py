@@ -316,51 +316,214 @@ def make_tables(cfg: FrontendConfig) -> FrontendTables:
 
 
 # ----------------------------------------------------------------------------------------------
-# The reference computation (vectorised over frames, int64 throughout).
+# The reference computation, vectorised over frames (Frontend runs 128 at a time: big enough to
+# amortise numpy's per-call cost, small enough for the temporaries to stay in cache). Arrays are
+# bins-major ([bins, frames]) so per-bin constants broadcast along contiguous runs of frames;
+# complex values are stacked as [2 (re, im), ...] so one numpy call updates both parts. FFT data
+# are int32 (|values| <= 2 sum(window) < 2**24 by default); only the twiddle products, the power
+# and the mel sums need int64.
 # ----------------------------------------------------------------------------------------------
 
-
-def _rounded_rotate(re, im, c, s):
-    """(re + j im) * (c - j s) with Q30 twiddles, each component rounded once."""
-    half = 1 << (Q30 - 1)
-    return (c * re + s * im + half) >> Q30, (c * im - s * re + half) >> Q30
+_HALF_Q30 = 1 << (Q30 - 1)
+_POWERS_OF_2 = np.int64(1) << np.arange(63, dtype=np.int64)  # bit lengths by searchsorted
 
 
-def _fft_radix4(zr: np.ndarray, zi: np.ndarray, tables: FrontendTables) -> tuple:
-    """In-order complex FFT of digit-reversed rows [frames, M] (M = N/2 = 4**k)."""
-    n_frames, m = zr.shape
-    n = 2 * m
-    cos = tables.cos.astype(np.int64)
-    span = 4
-    while span <= m:
-        q = span // 4
-        shape = (n_frames, m // span, 4, q)
-        zr, zi = zr.reshape(shape), zi.reshape(shape)
-        a = [[zr[:, :, i, :], zi[:, :, i, :]] for i in range(4)]
-        if q > 1:  # the first stage's twiddles are all 1 (exact), so it skips the rotation
-            j = np.arange(q)
-            for i in (1, 2, 3):
-                k = i * j * (n // span)
-                a[i] = _rounded_rotate(*a[i], cos[k], cos[(k - n // 4) % n])
-        t0r, t0i = a[0][0] + a[2][0], a[0][1] + a[2][1]
-        t1r, t1i = a[0][0] - a[2][0], a[0][1] - a[2][1]
-        t2r, t2i = a[1][0] + a[3][0], a[1][1] + a[3][1]
-        t3r, t3i = a[1][0] - a[3][0], a[1][1] - a[3][1]
-        zr = np.stack([t0r + t2r, t1r + t3i, t0r - t2r, t1r - t3i], axis=2).reshape(n_frames, m)
-        zi = np.stack([t0i + t2i, t1i - t3r, t0i - t2i, t1i + t3r], axis=2).reshape(n_frames, m)
-        span *= 4
-    return zr, zi
+@dataclass(frozen=True, eq=False)
+class _MelLayout:
+    """The sparse mel table as numpy index arrays (bins-major)."""
+
+    lo: int  # bins lo .. hi - 1 carry every nonzero weight
+    hi: int
+    rows: np.ndarray  # intp [nnz]: bin - lo of each nonzero weight, band after band
+    weights: np.ndarray  # int64 [nnz, 1]
+    offset: np.ndarray  # intp [n_mels]: first nonzero of each band
 
 
-def _bit_length(x: np.ndarray, max_bits: int = 64) -> np.ndarray:
-    """Number of significant bits of non-negative int64 values (0 for 0), by binary search."""
-    bits = np.zeros(x.shape, dtype=np.int64)
-    step = max_bits // 2
-    while step:
-        hit = (x >> (bits + step)) > 0
-        bits += step * hit
-        step //= 2
-    return bits + (x > 0)
+def _mel_layout(mel: MelTable) -> _MelLayout:
+    bins = np.concatenate(
+        [np.arange(s, s + n) for s, n in zip(mel.start, mel.length, strict=True)]
+    ).astype(np.intp)
+    return _MelLayout(
+        lo=int(bins.min()),
+        hi=int(bins.max()) + 1,
+        rows=bins - bins.min(),
+        weights=mel.weights.astype(np.int64)[:, None],
+        offset=mel.offset.astype(np.intp),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """Index and twiddle arrays of the vectorised reference, derived once from the tables."""
+
+    m: int  # M = fft_size / 2 complex FFT points
+    shift: np.ndarray  # int32 [32769]: block shift s for each frame peak max|x|
+    round_shift: np.ndarray  # int32 [16, 2]: (2**(14 - s) or 0, 15 - s) for each s, see _power
+    window: np.ndarray  # int32 [window_length]
+    stages: tuple  # per radix-4 stage: (q, twiddles of a_1..a_3 at j >= 1, or None)
+    split_twiddles: tuple  # W^k for k = 0..M, see _twiddles
+    mel: _MelLayout
+    log_table: np.ndarray  # int64 [64 << 9]: q + log_offset + 2 s log2_steps, by (bits, top)
+
+
+def _twiddles(cos: np.ndarray, k: np.ndarray, n: int) -> tuple:
+    """W^k = c - j s in Q30 as (c [..., 1], [c + s, c - s] [2, ..., 1]) int64 for _rounded_rotate
+    (the trailing 1 broadcasts along frames)."""
+    c, s = cos[k % n].astype(np.int64), cos[(k - n // 4) % n].astype(np.int64)
+    return c[..., None], np.stack([c + s, c - s])[..., None]
+
+
+def _make_plan(cfg: FrontendConfig, tables: FrontendTables) -> _Plan:
+    n, m = cfg.fft_size, cfg.fft_size // 2
+    # int32 FFT data: every intermediate is at most sum|v| <= sum(window) (+ rounding), Y twice that
+    if int(tables.window.astype(np.int64).sum()) >= 2**28:
+        raise ValueError(f"window_length {cfg.window_length}: too long for int32 FFT data")
+    # s for every possible peak: largest s in [0, 15] with peak << s <= 32768.
+    peak = np.arange(32769)
+    shift = sum((peak << k) <= 32768 for k in range(1, 16)).astype(np.int32)
+    # v = ((x << s) w + 2**14) >> 15 = (x w + 2**(14 - s)) >> (15 - s) exactly (divide the
+    # numerator and the denominator by 2**s); for s = 15 the rounding term 2**-1 floors to 0.
+    s = np.arange(16)
+    round_shift = np.stack([np.where(s < 15, 1 << np.maximum(14 - s, 0), 0), 15 - s], axis=1)
+    stages, q = [], 1
+    while q < m:
+        tw = None
+        if q > 1:  # twiddle of a_i[j] is W^(i j N / 4q); j = 0 (W^0 = 1, exact) is skipped
+            k = np.arange(1, 4)[:, None] * np.arange(1, q) * (n // (4 * q))
+            tw = _twiddles(tables.cos, k[:, None], n)  # [:, None]: broadcasts over the blocks
+        stages.append((q, tw))
+        q *= 4
+    # Step 6 as one lookup. With bits = bit length of E (msb = bits - 1) and the mantissa = the 8
+    # bits below the top bit, q + log_offset + 2 s steps = steps msb + round(steps lut[mantissa]
+    # / 2**16) (the whole part of steps (msb - 2 s) 2**16 passes through the rounding). Both are
+    # fixed by (bits, top) with top = E >> max(bits - 9, 0): the top bit and the mantissa, or all
+    # of E when bits <= 9. bits = 0 (E = 0) maps far below -128 so the clamp gives -128.
+    bits, top = np.meshgrid(np.arange(64), np.arange(1 << (LOG_LUT_BITS + 1)), indexing="ij")
+    msb = np.maximum(bits - 1, 0)
+    mantissa = (top << np.maximum(9 - bits, 0)) & (2**LOG_LUT_BITS - 1)
+    frac = (cfg.log2_steps * tables.log2.astype(np.int64)[mantissa] + (1 << 15)) >> LOG_FRAC_BITS
+    log_table = np.where(bits == 0, -(1 << 20), cfg.log2_steps * msb + frac)
+    return _Plan(
+        m=m,
+        shift=shift,
+        round_shift=round_shift.astype(np.int32),
+        window=tables.window.astype(np.int32),
+        stages=tuple(stages),
+        split_twiddles=_twiddles(tables.cos, np.arange(m + 1), n),
+        mel=_mel_layout(tables.mel),
+        log_table=log_table.ravel().astype(np.int64),
+    )
+
+
+def _rounded_rotate(z: np.ndarray, c: np.ndarray, c_plus_minus_s: np.ndarray, out=None):
+    """z * (c - j s) for z = [2 (re, im), ...] and Q30 twiddles, each component rounded once.
+
+    Three products instead of four: with t = c (re + im) + 2**29 the exact sums are
+    c re + s im + 2**29 = t - (c - s) im and c im - s re + 2**29 = t - (c + s) re, so the single
+    rounding of each component is unchanged (|re|, |im| < 2**30 and |c|, |s| <= 2**30: no
+    overflow).
+    Writes into ``out`` (int32 is fine) or returns a new int64 array.
+    """
+    z64 = z.astype(np.int64)
+    t = z64[0] + z64[1]
+    t *= c
+    t += _HALF_Q30
+    z64 *= c_plus_minus_s  # [(c + s) re, (c - s) im]
+    np.subtract(t, z64, out=z64)  # [c im - s re, c re + s im] + 2**29
+    return np.right_shift(z64[::-1], Q30, out=out)
+
+
+def _fft_radix4(z: np.ndarray, plan: _Plan) -> np.ndarray:
+    """In-order complex FFT of z = [2 (re, im), M, frames] in natural order (M = N/2 = 4**L).
+
+    The C twin's radix-4 decimation in time (digit-reversed input, in place): at stage s, blocks
+    of 4 q points (q = 4**s) combine their quarters a_0..a_3 (a_i[j] = block[i q + j]) after
+    rotating a_i[j] by W^(i j N / 4q). Here the same butterflies, twiddles and roundings run in
+    Stockham order: stage s reads its data as [2, 4 (i), blocks, q (j), frames] and writes output
+    quarter i where stage s + 1 reads it, so every quarter is one contiguous slice; the order that
+    stage 0 reads in is the digit reversal of the C twin's, which undoes its digit-reversed input.
+    ``z`` is overwritten.
+    """
+    _, m, n_frames = z.shape
+    out = np.empty_like(z)
+    for q, twiddles in plan.stages:
+        blocks = m // (4 * q)
+        a, o = z.reshape(2, 4, blocks, q, n_frames), out.reshape(2, blocks, 4, q, n_frames)
+        if twiddles is not None:
+            rot = a[:, 1:, :, 1:]
+            _rounded_rotate(rot, *twiddles, out=rot)
+        a0, a1, a2, a3 = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+        t0, t1, t2 = a0 + a2, a0 - a2, a1 + a3
+        u = np.empty_like(t0)  # -j (a1 - a3)
+        np.subtract(a1[1], a3[1], out=u[0])
+        np.subtract(a3[0], a1[0], out=u[1])
+        np.add(t0, t2, out=o[:, :, 0])
+        np.add(t1, u, out=o[:, :, 1])
+        np.subtract(t0, t2, out=o[:, :, 2])
+        np.subtract(t1, u, out=o[:, :, 3])
+        z, out = out, z
+    return z
+
+
+def _power(frames: np.ndarray, plan: _Plan, lo: int, hi: int) -> tuple:
+    """Steps 1-4 for int16 frames [n, window_length]: (P of bins lo..hi-1 [hi - lo, n] int64,
+    shift s [n])."""
+    n_frames = len(frames)
+    peak = np.maximum(frames.max(axis=1).astype(np.int32), -frames.min(axis=1).astype(np.int32))
+    shift = plan.shift[peak]
+    rounding, right_shift = plan.round_shift[shift].T
+    v = frames * plan.window  # |x w| < 2**30: int32 is exact
+    v += rounding[:, None]
+    v >>= right_shift[:, None]
+    # z[n] = v[2n] + j v[2n+1], zero-padded to M points, as [2, M, frames]
+    z = np.empty((2, plan.m, n_frames), np.int32)
+    for part in (0, 1):
+        samples = v[:, part::2].T
+        z[part, : len(samples)] = samples
+        z[part, len(samples) :] = 0
+    z = _fft_radix4(z, plan)
+    # Split: Y[k] = 2 X[k] = (Z[k] + conj Z[M-k]) - j W^k (Z[k] - conj Z[M-k]), k = 0..M.
+    # Appending Z[M] = Z[0] makes Z[k] and Z[M-k] (the reversed rows) plain slices.
+    z = np.concatenate([z, z[:, :1]], axis=1)
+    a, b = z[:, lo:hi], z[:, ::-1][:, lo:hi]
+    d = np.empty_like(a)
+    np.add(a[1], b[1], out=d[0])
+    np.subtract(b[0], a[0], out=d[1])
+    c, cpm = plan.split_twiddles
+    _rounded_rotate(d, c[lo:hi], cpm[:, lo:hi], out=d)
+    d[0] += a[0]  # |Y| <= 2 sum|v| (+ rounding) < 2**29: still int32
+    d[0] += b[0]
+    d[1] += a[1]
+    d[1] -= b[1]
+    y = d.astype(np.int64)
+    y *= y
+    power = y[0] + y[1]
+    power >>= POWER_SHIFT
+    return power, shift
+
+
+def _mel(power: np.ndarray, mel: _MelLayout) -> np.ndarray:
+    """Step 5 on P [bins mel.lo.., frames]: int64 [n_mels, frames]."""
+    weighted = power[mel.rows]
+    weighted *= mel.weights
+    return np.add.reduceat(weighted, mel.offset, axis=0)
+
+
+def _log(energy: np.ndarray, shift: np.ndarray, cfg: FrontendConfig, plan: _Plan) -> np.ndarray:
+    """Step 6 on E [n_mels, frames]: int8 [n_mels, frames], by plan.log_table."""
+    bits = np.searchsorted(_POWERS_OF_2, energy, side="right")  # 2**(bits-1) <= E < 2**bits
+    top = np.maximum(bits - (LOG_LUT_BITS + 1), 0)
+    np.right_shift(energy, top, out=top)
+    bits <<= LOG_LUT_BITS + 1
+    bits |= top
+    q = plan.log_table[bits]
+    q -= 2 * cfg.log2_steps * shift + cfg.log_offset
+    np.clip(q, -128, 127, out=q)
+    return q.astype(np.int8)
+
+
+# The three steps one at a time, [frames, ...] in and out (Frontend chains the private versions
+# with its plan kept).
 
 
 def power_spectrum(frames: np.ndarray, cfg: FrontendConfig, tables: FrontendTables) -> tuple:
@@ -368,50 +531,19 @@ def power_spectrum(frames: np.ndarray, cfg: FrontendConfig, tables: FrontendTabl
 
     ``frames`` is int16 [n_frames, window_length].
     """
-    x = frames.astype(np.int64)
-    peak = np.abs(x).max(axis=1)
-    # s = largest shift in [0, 15] with peak << s <= 32768 (the condition is monotone in s).
-    shift = sum(((peak << k) <= 32768).astype(np.int64) for k in range(1, 16))
-    v = ((x << shift[:, None]) * tables.window + (1 << (Q15 - 1))) >> Q15
-    m = cfg.fft_size // 2
-    padded = np.zeros((len(x), cfg.fft_size), dtype=np.int64)
-    padded[:, : cfg.window_length] = v
-    rev = tables.digit_reverse.astype(np.int64)
-    zr, zi = _fft_radix4(padded[:, 0::2][:, rev], padded[:, 1::2][:, rev], tables)
-    # Split: Y[k] = 2 X[k] = (Z[k] + conj Z[M-k]) - j W^k (Z[k] - conj Z[M-k]), k = 0..M.
-    k = np.arange(m + 1)
-    ar, ai = zr[:, k % m], zi[:, k % m]
-    br, bi = zr[:, (m - k) % m], zi[:, (m - k) % m]
-    cos = tables.cos.astype(np.int64)
-    rot_r, rot_i = _rounded_rotate(
-        ai + bi, br - ar, cos[k], cos[(k - cfg.fft_size // 4) % cfg.fft_size]
-    )
-    yr, yi = ar + br + rot_r, ai - bi + rot_i
-    return (yr * yr + yi * yi) >> POWER_SHIFT, shift
+    power, shift = _power(frames, _make_plan(cfg, tables), 0, cfg.n_bins)
+    return power.T, shift
 
 
 def mel_energies(power: np.ndarray, tables: FrontendTables) -> np.ndarray:
-    """Step 5: sparse Q15 mel weighting, int64 [frames, n_mels]."""
-    mel = tables.mel
-    bins = np.concatenate([np.arange(s, s + n) for s, n in zip(mel.start, mel.length, strict=True)])
-    weighted = power[:, bins] * mel.weights.astype(np.int64)
-    return np.add.reduceat(weighted, mel.offset.astype(np.int64), axis=1)
+    """Step 5: sparse Q15 mel weighting of P [frames, n_bins], int64 [frames, n_mels]."""
+    mel = _mel_layout(tables.mel)
+    return _mel(power.T[mel.lo :], mel).T
 
 
 def log_compress(energy: np.ndarray, shift: np.ndarray, cfg: FrontendConfig, tables) -> np.ndarray:
     """Step 6: int8 ``round(log2_steps * (log2 E - 2 s)) - log_offset``; E == 0 gives -128."""
-    msb = np.maximum(_bit_length(energy) - 1, 0)
-    lut_shift = msb - LOG_LUT_BITS
-    mantissa = np.where(
-        lut_shift >= 0,
-        energy >> np.maximum(lut_shift, 0),
-        energy << np.maximum(-lut_shift, 0),
-    ) & (2**LOG_LUT_BITS - 1)
-    log2_q16 = (msb << LOG_FRAC_BITS) + tables.log2.astype(np.int64)[mantissa]
-    log2_q16 -= (2 * shift[:, None]) << LOG_FRAC_BITS
-    q = ((cfg.log2_steps * log2_q16 + (1 << (LOG_FRAC_BITS - 1))) >> LOG_FRAC_BITS) - cfg.log_offset
-    q = np.where(energy == 0, -128, q)
-    return np.clip(q, -128, 127).astype(np.int8)
+    return _log(energy.T, shift, cfg, _make_plan(cfg, tables)).T
 
 
 def frame_signal(audio: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
@@ -441,22 +573,23 @@ class Frontend:
     def __init__(
         self,
         cfg: FrontendConfig | None = None,
-        chunk_frames: int = 256,
+        chunk_frames: int = 128,
         tables: FrontendTables | None = None,
     ):
         self.cfg = cfg or FrontendConfig()
         self.tables = tables or make_tables(self.cfg)  # pass tables to skip librosa's import
-        self.chunk_frames = chunk_frames  # bounds the int64 temporaries for long clips
+        self.chunk_frames = chunk_frames  # bounds the temporaries (cache-sized) for long clips
+        self._plan = _make_plan(self.cfg, self.tables)
 
     def features_from_frames(self, frames: np.ndarray) -> np.ndarray:
         """int16 frames [n, window_length] -> int8 features [n, n_mels]."""
         out = np.empty((len(frames), self.cfg.n_mels), dtype=np.int8)
+        plan = self._plan
         for i in range(0, len(frames), self.chunk_frames):
             chunk = frames[i : i + self.chunk_frames]
-            power, shift = power_spectrum(chunk, self.cfg, self.tables)
-            out[i : i + len(chunk)] = log_compress(
-                mel_energies(power, self.tables), shift, self.cfg, self.tables
-            )
+            # only the bins under the mel filters are computed
+            power, shift = _power(chunk, plan, plan.mel.lo, plan.mel.hi)
+            out[i : i + len(chunk)] = _log(_mel(power, plan.mel), shift, self.cfg, plan).T
         return out
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
