@@ -4,7 +4,11 @@ Clips are procedurally generated for the 8 coarse classes of the SONYC-UST taxon
 (:data:`CLASSES`). Every clip has an urban background bed (traffic rumble with a random spectral
 tilt, and sometimes wind, distant babble, mains/fan hum, hiss), sometimes unlabelled distractors
 (birds, rain, gusts, rustling) and 0-3 possibly overlapping labelled events, each mixed at an SNR
-drawn from :data:`SNR_DB_RANGE` relative to the background bed over the event's span.
+drawn from :data:`SNR_DB_RANGE`: the event's power over its active 50 ms blocks (gated as in
+ITU-R BS.1770, so a few barks are levelled by how loud they are while barking) relative to the
+background bed's power over the event's span. Clips are not normalised: as with a fixed-gain
+sensor, the bed level varies (:data:`BED_DBFS_RANGE`) and loud events make loud clips; the few
+that reach full scale saturate softly (never wrap).
 
 The classes are built to be confusable in their long-term spectrum (engines, saws and hum share
 harmonic buzz; sirens, music notes, dog whines and bird trills are all tonal; both impact classes
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import butter, lfilter, sosfilt
+from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from tqdm import tqdm
 
 from model_dev.audio import SAMPLE_RATE, write_wav
@@ -49,12 +53,12 @@ CLASSES: tuple[str, ...] = (
     "human-voice",
     "dog",
 )
-VERSION = "1.0"
+VERSION = "1.1"  # 1.1: gated SNR, fixed-gain levels, reverb, sung music, soft saturation
 SNR_DB_RANGE = (-6.0, 24.0)
 SNR_MODE_DB = 24.0  # triangular distribution: most events audible, a tail near the noise floor
 # Background level: no per-clip normalisation, so (as with a fixed-gain sensor) loud events make
 # loud clips, and quiet scenes stay quiet.
-BED_DBFS_RANGE = (-52.0, -32.0)
+BED_DBFS_RANGE = (-56.0, -36.0)
 # Imbalanced on purpose, like real urban recordings: engines and voices are everywhere.
 CLASS_WEIGHTS = np.array([0.24, 0.11, 0.09, 0.07, 0.14, 0.08, 0.20, 0.07])
 N_EVENTS_P = np.array([0.12, 0.43, 0.32, 0.13])  # P(0, 1, 2, 3 events in a clip)
@@ -107,7 +111,8 @@ class Event:
     onset_s, offset_s : float
         Span of the event in the clip, seconds.
     snr_db : float
-        Event power over its span relative to the background bed's power over the same span.
+        Event power over its active (gated) blocks relative to the background bed's power over
+        the event's span, dB.
     """
 
     label: str
@@ -265,6 +270,15 @@ def _bouts(rng, n: int, period_s: float, jitter: float, most: int, gap_s: tuple)
     return (times[times < n / SR] * SR).astype(np.int64)
 
 
+def _reverb(rng, x: np.ndarray) -> np.ndarray:
+    """Street/courtyard reflections: add a decaying, darkening noise tail at a random level."""
+    rt60 = _loguni(rng, 0.15, 1.5)
+    m = int(rt60 * SR)
+    ir = _filt(_noise(rng, m), "lowpass", _loguni(rng, 2000, 7000)) * np.exp(-6.9 * _secs(m) / rt60)
+    wet = fftconvolve(x, ir)[: len(x)]
+    return x + wet / _rms(wet) * _rms(x) * 10 ** (rng.uniform(-15, 0) / 20)
+
+
 def _doppler(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Frequency factor and amplitude of a source passing by at a random time and speed."""
     u = (_secs(n) - rng.uniform(0.2, 0.8) * n / SR) / rng.uniform(0.3, 2.0)
@@ -272,31 +286,30 @@ def _doppler(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     return factor, 1 / np.sqrt(1 + u * u)
 
 
-def _impact(rng, modes_hz, decays_s, burst_tau_s: float, bright_hz: float) -> np.ndarray:
-    """One hit (modal synthesis): a noise burst exciting a few exponentially decaying modes."""
-    modes_hz, decays_s = np.atleast_1d(modes_hz), np.atleast_1d(decays_s)
-    n = int(SR * min(1.2, 5 * max(decays_s.max(), burst_tau_s) + 0.02))
-    t = _secs(n)[:, None]
-    ring = np.exp(-t / decays_s) * np.sin(
-        2 * np.pi * modes_hz * t + rng.uniform(0, 6.3, len(modes_hz))
-    )
-    ring = ring @ _loguni(rng, 0.2, 1.0, len(modes_hz))
-    burst = _filt(rng.standard_normal(n), "lowpass", bright_hz) * _decay(n, burst_tau_s, 0.0005)
-    return burst * rng.uniform(0.5, 3) + ring
+def _ring(rng, modes_hz: np.ndarray, decays_s: np.ndarray) -> np.ndarray:
+    """Exponentially decaying resonant modes of a struck object (modal synthesis)."""
+    t = _secs(int(SR * min(1.2, 5 * decays_s.max() + 0.02)))[:, None]
+    phase = 2 * np.pi * modes_hz * t + rng.uniform(0, 2 * np.pi, len(modes_hz))
+    return (np.exp(-t / decays_s) * np.sin(phase)) @ _loguni(rng, 0.2, 1.0, len(modes_hz))
 
 
 def _hits(rng, n: int, starts, modes_lo: float, modes_hi: float, decay: tuple, bright: tuple):
-    """Repeated hits of one object: shared modes, per-hit jitter in level, pitch and brightness."""
+    """Repeated hits of one object: each a noise burst exciting a few decaying modes.
+
+    Modes, decays and brightness belong to the object; level and pitch jitter from hit to hit.
+    """
     k = rng.integers(1, 5)
     modes, decays = _loguni(rng, modes_lo, modes_hi, k), _loguni(rng, *decay, k)
-    burst_tau, bright_hz = _loguni(rng, 0.002, 0.03), _loguni(rng, *bright)
+    tau = _loguni(rng, 0.002, 0.03)
+    m = int(5 * tau * SR) + 1
     gains = 10 ** (rng.normal(0, 2.5, len(starts)) / 20)
-
-    def hit(i: int) -> np.ndarray:
-        m = modes * (1 + 0.02 * rng.standard_normal(k))
-        return gains[i] * _impact(rng, m, decays, burst_tau, bright_hz * rng.uniform(0.8, 1.25))
-
-    return _place(n, starts, hit)
+    bursts = _place(
+        n, starts, lambda i: gains[i] * rng.uniform(0.5, 3) * _noise(rng, m) * _decay(m, tau, 5e-4)
+    )
+    rings = _place(
+        n, starts, lambda i: gains[i] * _ring(rng, modes * (1 + 0.02 * rng.normal(size=k)), decays)
+    )
+    return _filt(bursts, "lowpass", _loguni(rng, *bright)) + rings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,52 +449,6 @@ def _notes(rng, n: int, starts, pitches, lens, tilt: float, tau: float | None, v
     return _place(n, starts, note)
 
 
-def _music(rng, n: int) -> np.ndarray:
-    """Melody over optional chords, bass line and drums, with varied tempo, key and timbre."""
-    beat = 60 / rng.uniform(70, 170)
-    scale = np.array(_SCALES[rng.integers(len(_SCALES))])
-    root = rng.integers(55, 72)
-    steps = rng.choice([0.5, 1, 1, 2], size=int(n / SR / beat * 2) + 2)
-    onsets = np.concatenate([[0], np.cumsum(steps)]) * beat * SR
-    degree = np.cumsum(rng.integers(-2, 3, len(onsets))) % (2 * len(scale))
-    pitch = root + scale[degree % len(scale)] + 12 * (degree // len(scale))
-    tau = None if rng.random() < 0.35 else _loguni(rng, 0.08, 0.6)
-    x = _notes(
-        rng,
-        n,
-        onsets,
-        pitch,
-        np.diff(onsets, append=n) + 0.05 * SR,
-        rng.uniform(3, 12),
-        tau,
-        rng.uniform(0, 0.01),
-    )
-    bars = np.arange(0, n, 4 * beat * SR)
-    chord_roots = root - 12 + scale[rng.integers(0, len(scale), len(bars))]
-    if rng.random() < 0.6:  # chords: a triad each bar
-        for third in (0, 4, 7):
-            x += 0.5 * _notes(
-                rng,
-                n,
-                bars,
-                chord_roots + third,
-                np.full(len(bars), 4 * beat * SR),
-                rng.uniform(6, 14),
-                None,
-                0.0,
-            )
-    if rng.random() < 0.7:  # bass
-        x += _notes(rng, n, bars, chord_roots - 12, np.full(len(bars), 2 * beat * SR), 8.0, 0.3, 0)
-    if rng.random() < 0.75:  # drums: kick, snare and hats on the grid
-        grid = np.arange(0, n, beat * SR / 2)
-        kick = _osc(rng, np.geomspace(150, 45, 2400), [1.0]) * _decay(2400, 0.08)
-        snare = _filt(_noise(rng, 2000), "bandpass", [900, 5000]) * _decay(2000, 0.05)
-        hat = _filt(_noise(rng, 800), "highpass", 6000) * _decay(800, 0.015)
-        sound = (kick, hat, snare, hat)
-        x += rng.uniform(0.3, 1.5) * _place(n, grid, lambda i: sound[i % 4]) * _rms(x)
-    return _filt(x, "lowpass", _loguni(rng, 300, 7500)) if rng.random() < 0.2 else x
-
-
 _VOWELS = np.array(  # F1, F2, F3 in Hz (adult male); scaled for other talkers
     [
         [730, 1090, 2440],
@@ -496,46 +463,85 @@ _VOWELS = np.array(  # F1, F2, F3 in Hz (adult male); scaled for other talkers
 )
 
 
+def _vowel(rng, x: np.ndarray, scale: float) -> np.ndarray:
+    """Filter ``x`` through the formants of a random vowel (``scale`` 1: adult male)."""
+    fmt = _VOWELS[rng.integers(len(_VOWELS))] * scale * rng.uniform(0.9, 1.1, 3)
+    return _resonate(x, fmt, [80, 100, 150], [1.0, 0.6, 0.3])
+
+
+def _music(rng, n: int) -> np.ndarray:
+    """Melody (sometimes sung) over optional chords, bass and drums; varied tempo, key, timbre."""
+    beat = 60 / rng.uniform(70, 170)
+    scale = np.array(_SCALES[rng.integers(len(_SCALES))])
+    root = rng.integers(55, 72)
+    steps = rng.choice([0.5, 1, 1, 2], size=int(n / SR / beat * 2) + 2)
+    onsets = np.concatenate([[0], np.cumsum(steps)]) * beat * SR
+    degree = np.cumsum(rng.integers(-2, 3, len(onsets))) % (2 * len(scale))
+    pitch = root + scale[degree % len(scale)] + 12 * (degree // len(scale))
+    lens = np.diff(onsets, append=n) + 0.05 * SR
+    sung = rng.random() < 0.25  # vowel formants and vibrato: a deliberate voice confuser
+    tau = None if sung or rng.random() < 0.35 else _loguni(rng, 0.08, 0.6)
+    vib = rng.uniform(0.01, 0.025) if sung else rng.uniform(0, 0.01)
+    x = _notes(rng, n, onsets, pitch, lens, rng.uniform(3, 12), tau, vib)
+    if sung:
+        x = _vowel(rng, x, rng.uniform(1.0, 1.3))
+    bars = np.arange(0, n, 4 * beat * SR)
+    bar_len = np.full(len(bars), 4 * beat * SR)
+    roots = root - 12 + scale[rng.integers(0, len(scale), len(bars))]
+    if rng.random() < 0.6:  # chords: a triad each bar
+        for third in (0, 4, 7):
+            x += 0.5 * _notes(rng, n, bars, roots + third, bar_len, rng.uniform(6, 14), None, 0.0)
+    if rng.random() < 0.7:  # bass
+        x += _notes(rng, n, bars, roots - 12, bar_len / 2, 8.0, 0.3, 0.0)
+    if rng.random() < 0.75:  # drums: kick, snare and hats on the grid
+        grid = np.arange(0, n, beat * SR / 2)
+        kick = _osc(rng, np.geomspace(150, 45, 2400), [1.0]) * _decay(2400, 0.08)
+        snare = _filt(_noise(rng, 2000), "bandpass", [900, 5000]) * _decay(2000, 0.05)
+        hat = _filt(_noise(rng, 800), "highpass", 6000) * _decay(800, 0.015)
+        sound = (kick, hat, snare, hat)
+        x += rng.uniform(0.3, 1.5) * _place(n, grid, lambda i: sound[i % 4]) * _rms(x)
+    return _filt(x, "lowpass", _loguni(rng, 300, 7500)) if rng.random() < 0.2 else x
+
+
+def _talker(rng) -> tuple[float, float, float, float]:
+    """A random talker: (f0 in Hz, formant scale, spectral tilt in dB/oct, syllables per s)."""
+    kind = rng.integers(3)  # male, female, child
+    shout = rng.random() < 0.3  # higher, brighter
+    f0 = _loguni(rng, *[(85, 150), (160, 260), (230, 350)][kind]) * (1.5 if shout else 1.0)
+    tilt = rng.uniform(3, 6) if shout else rng.uniform(7, 12)
+    return f0, 1 + 0.15 * kind, tilt, rng.uniform(3, 7)
+
+
+def _phrase(rng, n: int, talker: tuple[float, float, float, float]) -> np.ndarray:
+    """One phrase: a glottal source with declining, wobbling pitch cut into vowel syllables."""
+    f0, fscale, tilt, rate = talker
+    syl = (_loguni(rng, 0.5, 1.6, rng.integers(2, 12)) / rate * SR).astype(int)
+    m = min(int(syl.sum()), n)
+    contour = np.linspace(1.15, 0.85, m) * (1 + 0.12 * _walk(rng, m, rate))  # declination
+    src = _osc(rng, f0 * contour * (1 + 0.01 * _walk(rng, m, 60)), _harmonics(rng, 80, tilt))
+    src += 0.05 * _noise(rng, m) * _rms(src)  # breathiness
+    starts = np.concatenate([[0], np.cumsum(syl)[:-1]])
+
+    def syllable(i: int) -> np.ndarray:
+        v = _vowel(rng, src[starts[i] : starts[i] + syl[i]], fscale)
+        v *= _fade(len(v), rng.uniform(0.01, 0.05), rng.uniform(0.03, 0.1))
+        if rng.random() < 0.5:  # consonant: short fricative burst
+            k = min(len(v), int(rng.uniform(0.02, 0.08) * SR))
+            v[:k] += _filt(_noise(rng, k), "highpass", _loguni(rng, 2000, 5000)) * _rms(v)
+        return v
+
+    return _place(m, starts, syllable)
+
+
 def _human_voice(rng, n: int) -> np.ndarray:
-    """Talking or shouting: glottal pulse trains through vowel formants, syllables and phrases."""
-    talkers = []
-    for _ in range(1 + (rng.random() < 0.3)):  # one talker or a conversation of two
-        kind = rng.integers(3)  # male, female, child
-        shout = rng.random() < 0.3
-        f_base = _loguni(rng, *[(85, 150), (160, 260), (230, 350)][kind]) * (1.5 if shout else 1)
-        talkers.append(
-            (
-                f_base,
-                1 + 0.15 * kind,
-                rng.uniform(3, 6) if shout else rng.uniform(7, 12),
-                rng.uniform(3, 7),
-            )
-        )
+    """Talking or shouting, one talker or a conversation of two: phrases separated by pauses."""
+    talkers = [_talker(rng) for _ in range(1 + (rng.random() < 0.3))]
     out, pos = np.zeros(n), int(rng.uniform(0, 0.3) * SR)
     while pos < n:
-        f_base, fscale, tilt, rate = talkers[rng.integers(len(talkers))]
-        syl = (_loguni(rng, 0.5, 1.6, rng.integers(2, 12)) / rate * SR).astype(int)
-        m = min(int(syl.sum()), n - pos)
-        contour = np.linspace(1.15, 0.85, m) * (1 + 0.12 * _walk(rng, m, rate))  # declination
-        src = _osc(
-            rng, f_base * contour * (1 + 0.01 * _walk(rng, m, 60)), _harmonics(rng, 80, tilt)
-        )
-        src += 0.05 * _noise(rng, m) * _rms(src)  # breathiness
-        starts = np.concatenate([[0], np.cumsum(syl)[:-1]])
-
-        def syllable(i: int, src=src, starts=starts, syl=syl, fscale=fscale) -> np.ndarray:
-            seg = src[starts[i] : starts[i] + syl[i]]
-            fmt = _VOWELS[rng.integers(len(_VOWELS))] * fscale * rng.uniform(0.9, 1.1, 3)
-            v = _resonate(seg, fmt, [80, 100, 150], [1.0, 0.6, 0.3])
-            v *= _fade(len(seg), rng.uniform(0.01, 0.05), rng.uniform(0.03, 0.1))
-            if rng.random() < 0.5:  # consonant: short fricative burst
-                k = min(len(v), int(rng.uniform(0.02, 0.08) * SR))
-                v[:k] += _filt(_noise(rng, k), "highpass", _loguni(rng, 2000, 5000)) * _rms(v)
-            return v
-
-        out[pos : pos + m] = _place(m, starts, syllable)
-        pos += m + int(_loguni(rng, 0.1, 0.8) * SR)  # pause between phrases
-    return out
+        phrase = _phrase(rng, n - pos, talkers[rng.integers(len(talkers))])
+        out[pos : pos + len(phrase)] = phrase
+        pos += len(phrase) + int(_loguni(rng, 0.1, 0.8) * SR)
+    return _filt(out, "lowpass", _loguni(rng, 700, 2500)) if rng.random() < 0.3 else out  # far
 
 
 def _dog(rng, n: int) -> np.ndarray:
@@ -545,9 +551,10 @@ def _dog(rng, n: int) -> np.ndarray:
     fmt = np.array([_loguni(rng, 500, 1000), _loguni(rng, 1500, 3000)]) * (0.75 if big else 1.0)
 
     def voiced(m: int, f0, tilt: float, noisy: float) -> np.ndarray:
-        x = _osc(rng, f0, _harmonics(rng, 40, tilt), m)
-        x += noisy * _noise(rng, m) * _rms(x)
-        return _resonate(x, fmt, [150, 300], [1.0, 0.5]) + 0.3 * x
+        h = _osc(rng, f0, _harmonics(rng, 40, tilt), m)
+        return (
+            _resonate(h + noisy * _noise(rng, m) * _rms(h), fmt, [150, 300], [1.0, 0.5]) + 0.3 * h
+        )
 
     if variant == 0:  # barks
         f_peak = _loguni(rng, *((150, 400) if big else (400, 900)))
@@ -628,45 +635,40 @@ def _distractor(rng, n: int) -> np.ndarray:
             f = np.geomspace(f1, f1 * ratio, lens[i]) * rng.uniform(0.95, 1.05)
             return _osc(rng, f, [1.0, 0.1]) * np.hanning(lens[i])
 
-        starts = np.concatenate(
-            [
-                _times(
-                    rng,
-                    n,
-                    rng.uniform(0.06, 0.25),
-                    0.1,
-                    rng.uniform(0, n / SR),
-                    rng.integers(2, 12),
-                )
-                for _ in range(rng.integers(1, 4))
-            ]
-        )[:64]
+        trills = [
+            _times(
+                rng, n, rng.uniform(0.06, 0.25), 0.1, rng.uniform(0, n / SR), rng.integers(2, 12)
+            )
+            for _ in range(rng.integers(1, 4))
+        ]
+        starts = np.concatenate(trills)[:64]
         return _place(n, starts, chirp)
     if variant == 1:  # rain: hiss plus random drop clicks
         drops = np.zeros(n)
         k = int(rng.uniform(20, 300) * n / SR) + 1
         drops[rng.integers(0, n, k)] = rng.standard_normal(k)
         hiss = _filt(_noise(rng, n), "highpass", _loguni(rng, 800, 4000))
-        return hiss + 5 * _filt(drops, "bandpass", [1000, 6000]) * _rms(hiss) / (_rms(drops))
+        return hiss + 5 * _filt(drops, "bandpass", [1000, 6000]) * _rms(hiss) / _rms(drops)
     span = _fade(n, 0.5 * n / SR, 0.5 * n / SR) ** 2  # gust / rustle swell over the clip
     if variant == 2:
         return _filt(_noise(rng, n), "lowpass", _loguni(rng, 100, 800)) * span
-    return (
-        _filt(_noise(rng, n), "highpass", _loguni(rng, 1500, 4000))
-        * span
-        * (0.5 + 0.5 * _walk(rng, n, 12)) ** 2
-    )
+    rustle = (0.5 + 0.5 * _walk(rng, n, 12)) ** 2
+    return _filt(_noise(rng, n), "highpass", _loguni(rng, 1500, 4000)) * span * rustle
 
 
 # ---------------------------------------------------------------------------------------------
 # Mixing
 
 
-def _saturate(x: np.ndarray) -> np.ndarray:
-    """Soft-knee limiter above 0.9 full scale, then hard clip: saturates, never wraps."""
+def _saturate(x: np.ndarray, knee: float = 0.6, ceiling: float = 0.9) -> np.ndarray:
+    """Analog-style saturation: linear up to ``knee``, tanh up to ``ceiling`` (of full scale).
+
+    Loud clips saturate instead of wrapping, and since no output exceeds 0.9 full scale, no
+    sample-to-sample step reaches 60000 LSB (the signature of an int16 wrap).
+    """
     a = np.abs(x)
-    knee = 0.9 + 0.1 * np.tanh((a - 0.9) / 0.1)
-    return np.sign(x) * np.where(a > 0.9, knee, a)
+    soft = knee + (ceiling - knee) * np.tanh((a - knee) / (ceiling - knee))
+    return np.sign(x) * np.where(a > knee, soft, a)
 
 
 def synthesize_clip(index: int, seed: int, duration_s: float) -> tuple[np.ndarray, list[Event]]:
@@ -701,12 +703,13 @@ def synthesize_clip(index: int, seed: int, duration_s: float) -> tuple[np.ndarra
         lo, hi = _DURATIONS[c]
         m = min(n, int(rng.uniform(lo, hi) * SR))
         start = int(rng.integers(0, n - m + 1))
-        s = _GENERATORS[c](rng, m) * _fade(m, 0.005, 0.02)
+        s = _GENERATORS[c](rng, m)
+        s = (_reverb(rng, s) if rng.random() < 0.6 else s) * _fade(m, 0.005, 0.02)
         snr = round(float(rng.triangular(SNR_DB_RANGE[0], SNR_MODE_DB, SNR_DB_RANGE[1])), 1)
         x[start : start + m] += s / _active_rms(s) * _rms(bed[start : start + m]) * 10 ** (snr / 20)
         events.append(Event(CLASSES[c], round(start / SR, 3), round((start + m) / SR, 3), snr))
-    if rng.random() < 0.03:  # a hot recording: driven into saturation
-        x *= 10 ** (rng.uniform(10, 25) / 20)
+    if rng.random() < 0.03:  # a hot recording: peaks driven up to 6 dB into saturation
+        x *= rng.uniform(1.0, 2.0) / np.abs(x).max()
     audio = np.clip(np.round(_saturate(x) * 32767), -32768, 32767).astype(np.int16)
     return audio, sorted(events, key=lambda e: (e.onset_s, e.label))
 
