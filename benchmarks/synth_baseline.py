@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from model_dev.audio import SAMPLE_RATE, read_audio
-from model_dev.synth import CLASSES, VERSION, synth
+from model_dev.baseline import fit_mean_baseline
+from model_dev.synth import CLASSES, ensure_corpus
 
 N_MELS = 40
 
@@ -44,17 +39,6 @@ def librosa_features(audio: np.ndarray) -> np.ndarray:
 
 # name -> clip_features(audio_int16) -> np.ndarray[n_mels]; add the integer front end here.
 FEATURE_FNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"librosa": librosa_features}
-
-
-def ensure_corpus(data: Path, preset: str, seed: int, jobs: int) -> None:
-    """Generate the corpus unless ``data`` already holds this preset, seed and version."""
-    meta = data / "corpus.json"
-    want = {"preset": preset, "seed": seed, "version": VERSION}
-    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in want.items()):
-        return
-    t0 = time.perf_counter()
-    synth(data, preset=preset, seed=seed, jobs=jobs)
-    print(f"generated {preset} in {time.perf_counter() - t0:.1f} s")
 
 
 def load(data: Path, clip_features: Callable[[np.ndarray], np.ndarray]):
@@ -80,23 +64,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     x, y, split = load(args.data, FEATURE_FNS[args.features_fn])
     t_feat = time.perf_counter() - t0
     train, test = split == "train", split == "test"
-    model = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000)))
-    model.fit(x[train], y[train])
-    scores = model.predict_proba(x[test])
-
-    ap_cls = average_precision_score(y[test], scores, average=None)
-    res = {
-        "micro": average_precision_score(y[test], scores, average="micro"),
-        "macro": average_precision_score(y[test], scores, average="macro"),
-    }
+    res = fit_mean_baseline(x[train], y[train], x[test], y[test], CLASSES)
     print(
         f"\nfeatures: {args.features_fn} ({t_feat:.1f} s), train {train.sum()}, test {test.sum()}"
     )
     print(f"chance (micro) = {y[test].mean():.3f}\n")
     print("| class | test prevalence | AP |\n|---|---|---|")
-    for c, a, prev in zip(CLASSES, ap_cls, y[test].mean(axis=0), strict=True):
-        print(f"| {c} | {prev:.3f} | {a:.3f} |")
-        res[c] = float(a)
+    for c, prev in zip(CLASSES, y[test].mean(axis=0), strict=True):
+        print(f"| {c} | {prev:.3f} | {res[f'ap/{c}']:.3f} |")
     print(f"| **micro** | {y[test].mean():.3f} | **{res['micro']:.3f}** |")
     print(f"| **macro** | | **{res['macro']:.3f}** |")
     return res

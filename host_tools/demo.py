@@ -17,16 +17,7 @@ from model_dev.baseline import mean_feature_baseline
 from model_dev.datasets import load_dataset
 from model_dev.features import FeatureSet, features
 from model_dev.frontend import FrontendConfig
-from model_dev.synth import VERSION, synth
-
-
-def ensure_corpus(data: Path, preset: str, seed: int, jobs: int) -> None:
-    """Generate the corpus unless ``data`` already holds this preset, seed and generator version."""
-    meta = data / "corpus.json"
-    want = {"preset": preset, "seed": seed, "version": VERSION}
-    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in want.items()):
-        return
-    synth(data, preset=preset, seed=seed, jobs=jobs)
+from model_dev.synth import ensure_corpus
 
 
 def check_c_frontend(fs: FeatureSet, dataset, indices, build_dir: Path) -> dict:

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
+
+from model_dev.config_io import JsonConfig
 
 #: Bumped whenever the integer algorithm changes; part of the config hash, so caches and
 #: generated firmware from an older algorithm are never mistaken for current ones.
@@ -52,7 +52,7 @@ LOG_FRAC_BITS = 16
 
 
 @dataclass(frozen=True)
-class FrontendConfig:
+class FrontendConfig(JsonConfig):
     """Everything that defines the front end's output; its hash travels with every artifact.
 
     Parameters
@@ -147,43 +147,7 @@ class FrontendConfig:
             return 0
         return 1 + (n_samples - self.window_length) // self.hop_length
 
-    # -- serialisation and identity --
-    def to_dict(self) -> dict:
-        """Plain dict of the fields."""
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no whitespace): the same config gives the same bytes."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "FrontendConfig") -> FrontendConfig:
-        """Build from a dict; unknown or malformed fields raise ValueError naming them."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**data)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "FrontendConfig") -> FrontendConfig:
-        """Parse JSON text produced by :meth:`to_json` (or written by hand)."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: invalid JSON ({exc})") from None
-        return cls.from_dict(data, source)
-
-    @classmethod
-    def load(cls, path: str | Path) -> FrontendConfig:
-        """Read a config from a JSON file."""
-        return cls.from_json(Path(path).read_text(), str(path))
-
+    # -- identity (serialisation comes from JsonConfig) --
     @cached_property
     def hash(self) -> str:
         """Stable sha256 hex of the canonical JSON and the algorithm version."""

@@ -42,17 +42,9 @@ from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from tqdm import tqdm
 
 from model_dev.audio import SAMPLE_RATE, write_wav
+from model_dev.datasets import SONYC_CLASSES
 
-CLASSES: tuple[str, ...] = (
-    "engine",
-    "machinery-impact",
-    "non-machinery-impact",
-    "powered-saw",
-    "alert-signal",
-    "music",
-    "human-voice",
-    "dog",
-)
+CLASSES = SONYC_CLASSES  # the 8 coarse SONYC-UST classes, in their order
 VERSION = "1.1"  # 1.1: gated SNR, fixed-gain levels, reverb, sung music, soft saturation
 SNR_DB_RANGE = (-6.0, 24.0)
 SNR_MODE_DB = 24.0  # triangular distribution: most events audible, a tail near the noise floor
@@ -820,3 +812,12 @@ def synth(
     }
     (out / "corpus.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
+
+
+def ensure_corpus(out_dir: str | Path, preset: str, seed: int, jobs: int = 2) -> Path:
+    """Generate the corpus unless ``out_dir`` already holds this preset, seed and VERSION."""
+    meta = Path(out_dir) / "corpus.json"
+    want = {"preset": preset, "seed": seed, "version": VERSION}
+    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in want.items()):
+        return Path(out_dir)
+    return synth(out_dir, preset=preset, seed=seed, jobs=jobs)

@@ -76,6 +76,7 @@ from model_dev.arch import (
     build_torch,
     clip_windows,
 )
+from model_dev.config_io import JsonConfig
 from model_dev.distill import DistillConfig, distillation_loss
 from model_dev.evaluate import auprc, operating_thresholds, plot_pr_curves
 from model_dev.features import FeatureSet
@@ -95,7 +96,7 @@ _REQUIRED_KEYS += ("model", "state_dict_sha256")
 # Config
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything that defines a training run; stored in every checkpoint.
 
     Parameters
@@ -259,37 +260,6 @@ class TrainConfig:
         if self.teacher is None:
             return None
         return DistillConfig(self.kd, self.sp, self.iusp, self.temperature, self.layer_pairs)
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict of the fields (tuples as lists)."""
-        return json.loads(self.to_json())
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no whitespace)."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "TrainConfig") -> TrainConfig:
-        """Build from a dict; unknown or malformed fields raise ValueError naming them."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown field(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**data)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "TrainConfig") -> TrainConfig:
-        """Parse JSON text (as written by :meth:`to_json`, or by hand)."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: invalid JSON ({exc})") from None
-        return cls.from_dict(data, source)
 
 
 # --------------------------------------------------------------------------------------------
