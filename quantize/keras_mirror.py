@@ -1,0 +1,159 @@
+"""Keras mirror of a torch student, built from the same block spec, with the torch weights.
+
+:func:`build_keras` loops over :func:`model_dev.arch.layers` (the list every builder uses), so the
+two models cannot disagree on structure; :func:`check_drift` proves they agree numerically before
+anything is converted. Per layer, torch's ``F.pad`` + conv + BatchNorm + ReLU becomes one Keras
+conv with ``padding="same"`` (the spec's padding *is* TF-same), ReLU fused, and the eval-mode
+BatchNorm folded into the weights and a bias::
+
+    k = gamma / sqrt(running_var + eps)
+    W' = W * k (per output channel),  b' = beta - running_mean * k
+
+Weights: conv OIHW -> HWIO, depthwise ``[C, 1, kh, kw]`` -> ``[kh, kw, C, 1]``, dense
+``[K, C]`` -> ``[C, K]``. The head is global average pooling (TFLite MEAN), dense
+(FULLY_CONNECTED) and a sigmoid (LOGISTIC), so the converted int8 output is a probability with
+scale 1/256 and zero point -128.
+
+Input: ``[1, window_frames, n_mels, 1]`` NHWC float, the *dequantised* front-end features
+``(q - input_zero_point) * input_scale``, exactly what the torch model sees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model_dev.arch import ArchSpec, TorchNet, build_torch, layers
+
+#: Largest allowed |Keras - torch| of the float outputs (probabilities) and, relative to the
+#: logits' magnitude, of the logits.
+DRIFT_TOLERANCE = 1e-4
+
+
+class DriftError(ValueError):
+    """The Keras mirror does not compute what the torch model computes."""
+
+
+def _folded(layer: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weight with its BatchNorm folded in (torch layout) and the resulting bias."""
+    bn = layer.bn
+    k = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()
+    w = layer.conv.weight.detach().double() * k[:, None, None, None]
+    b = bn.bias.detach().double() - bn.running_mean.detach().double() * k
+    return w.numpy().astype(np.float32), b.numpy().astype(np.float32)
+
+
+def build_keras(spec: ArchSpec, torch_model: TorchNet | None = None, *, logits: bool = False):
+    """Build the Keras model of ``spec``, optionally with a torch model's weights.
+
+    Parameters
+    ----------
+    spec : ArchSpec
+        The architecture (the torch model's ``spec``).
+    torch_model : TorchNet, optional
+        Weights to copy (eval-mode BatchNorm folded); default: Keras' random initialisation.
+    logits : bool
+        End at the dense layer (logits) instead of the sigmoid; for drift checks.
+
+    Returns
+    -------
+    keras.Model
+        Input ``[1, window_frames, n_mels, 1]`` float32 (dequantised features), output
+        ``[1, n_classes]`` probabilities (or logits).
+    """
+    import keras
+
+    if torch_model is not None and torch_model.spec != spec:
+        raise ValueError(
+            f"build_keras: torch model is {torch_model.spec.name!r}, spec {spec.name!r}"
+        )
+    lys = layers(spec)
+    inp = keras.Input((spec.window_frames, spec.n_mels, 1), batch_size=1, name="features")
+    x = inp
+    convs = []
+    for i, ly in enumerate(lys):
+        if ly.op == "depthwise":
+            conv = keras.layers.DepthwiseConv2D(
+                ly.kernel, ly.stride, "same", activation="relu", name=f"dw{i}"
+            )
+        else:
+            conv = keras.layers.Conv2D(
+                ly.cout, ly.kernel, ly.stride, "same", activation="relu", name=f"conv{i}"
+            )
+        x = conv(x)
+        convs.append(conv)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    dense = keras.layers.Dense(spec.n_classes, name="dense")
+    x = dense(x)
+    if not logits:
+        x = keras.layers.Activation("sigmoid", name="scores")(x)
+    model = keras.Model(inp, x, name=spec.name)
+    if torch_model is not None:
+        for ly, conv, tl in zip(lys, convs, torch_model.layers, strict=True):
+            w, b = _folded(tl)
+            perm = (2, 3, 0, 1) if ly.op == "depthwise" else (2, 3, 1, 0)
+            conv.set_weights([w.transpose(perm), b])
+        head = torch_model.head
+        dense.set_weights(
+            [head.weight.detach().numpy().T.copy(), head.bias.detach().numpy().copy()]
+        )
+    return model
+
+
+def check_drift(keras_model, torch_model: TorchNet, x: np.ndarray) -> float:
+    """Assert that the Keras mirror computes the torch model's outputs.
+
+    Parameters
+    ----------
+    keras_model : keras.Model
+        From :func:`build_keras` (probability or logit output).
+    torch_model : TorchNet
+        The source model (put in eval mode here).
+    x : np.ndarray
+        Dequantised windows ``[N, frames, mels]`` (float).
+
+    Returns
+    -------
+    float
+        Largest absolute difference of the outputs.
+
+    Raises
+    ------
+    DriftError
+        If the outputs differ by more than :data:`DRIFT_TOLERANCE` (probabilities: absolute;
+        logits: relative to ``max(1, max |logit|)``).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    torch_model.eval()
+    with torch.no_grad():
+        ref = torch_model(torch.from_numpy(x))[0].double().numpy()
+    is_probs = keras_model.layers[-1].name == "scores"
+    if is_probs:
+        ref = 1.0 / (1.0 + np.exp(-ref))
+    got = np.concatenate([keras_model(x[i : i + 1, ..., None]).numpy() for i in range(len(x))])
+    diff = float(np.max(np.abs(got.astype(np.float64) - ref))) if len(x) else 0.0
+    scale = 1.0 if is_probs else max(1.0, float(np.max(np.abs(ref), initial=0.0)))
+    if not diff <= DRIFT_TOLERANCE * scale:
+        raise DriftError(
+            f"Keras mirror of {torch_model.spec.name!r} drifts from torch: max |diff| "
+            f"{diff:.3g} > {DRIFT_TOLERANCE * scale:.3g} on {len(x)} windows "
+            f"({'probabilities' if is_probs else 'logits'}); the spec builders disagree"
+        )
+    return diff
+
+
+def random_student(spec: ArchSpec, seed: int = 0) -> TorchNet:
+    """A torch model of ``spec`` with random weights and non-trivial BatchNorm statistics
+    (for tests and benchmarks: folding identity BatchNorms would prove nothing)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # deterministic init, caller's RNG untouched
+        torch.manual_seed(seed)
+        model = build_torch(spec).eval()
+    with torch.no_grad():
+        for tl in model.layers:
+            n = tl.bn.num_features
+            tl.bn.weight.copy_(0.5 + torch.rand(n, generator=gen))
+            tl.bn.bias.copy_(0.2 * torch.randn(n, generator=gen))
+            tl.bn.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
+            tl.bn.running_var.copy_(0.5 + torch.rand(n, generator=gen))
+    return model

@@ -1,0 +1,148 @@
+"""Running an int8 .tflite on the host: LiteRT reference kernels, the TFLM runtime, arena size.
+
+* LiteRT: ``ai_edge_litert.interpreter.Interpreter`` with ``OpResolverType.BUILTIN_REF`` (the
+  reference kernels, never the default XNNPACK/optimised path), one thread.
+* TFLM: the ``tflite_micro`` Python runtime, the same kernels a microcontroller build runs; its
+  outputs are the host golden values (DESIGN contract 4).
+
+Both take int8 windows ``[N, frames, mels]`` exactly as the front end emits them and return int8
+scores ``[N, n_classes]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantize.convert import _quiet_fd
+
+#: TFLM aligns arena allocations to 16 bytes; the arena search resolves to this step.
+ARENA_STEP = 16
+
+
+def _windows(windows_q: np.ndarray) -> np.ndarray:
+    w = np.asarray(windows_q)
+    if w.ndim != 3 or w.dtype != np.int8:
+        raise ValueError(f"expected int8 windows [N, frames, mels], got {w.dtype} {w.shape}")
+    return w
+
+
+def run_litert(tflite: bytes, windows_q: np.ndarray) -> np.ndarray:
+    """int8 scores of every window through LiteRT's reference kernels (``BUILTIN_REF``).
+
+    Parameters
+    ----------
+    tflite : bytes
+        Full-int8 model.
+    windows_q : np.ndarray
+        int8 ``[N, frames, mels]``.
+
+    Returns
+    -------
+    np.ndarray
+        int8 ``[N, n_classes]``.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    w = _windows(windows_q)
+    it = Interpreter(
+        model_content=tflite,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        num_threads=1,
+    )
+    it.allocate_tensors()
+    i_idx, o_idx = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    out = []
+    for x in w:
+        it.set_tensor(i_idx, x[None, ..., None])
+        it.invoke()
+        out.append(it.get_tensor(o_idx)[0].copy())
+    n_out = int(np.prod(it.get_output_details()[0]["shape"]))
+    return np.array(out, dtype=np.int8).reshape(len(w), n_out)
+
+
+def _tflm(tflite: bytes, arena_size: int):
+    from tflite_micro.python.tflite_micro import runtime
+
+    with _quiet_fd():  # TFLM prints allocation failures to stderr before raising
+        return runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
+
+
+def run_tflm(tflite: bytes, windows_q: np.ndarray, arena_size: int | None = None) -> np.ndarray:
+    """int8 scores of every window through the ``tflite_micro`` runtime (host golden).
+
+    Parameters
+    ----------
+    tflite : bytes
+        Full-int8 model.
+    windows_q : np.ndarray
+        int8 ``[N, frames, mels]``.
+    arena_size : int, optional
+        Tensor arena bytes (default: generous, 10x the model size + 64 KiB).
+
+    Returns
+    -------
+    np.ndarray
+        int8 ``[N, n_classes]``.
+    """
+    w = _windows(windows_q)
+    it = _tflm(tflite, arena_size or 10 * len(tflite) + 65536)
+    out = []
+    for x in w:
+        it.set_input(x[None, ..., None], 0)
+        it.invoke()
+        out.append(np.asarray(it.get_output(0)).reshape(-1).copy())
+    return np.array(out, dtype=np.int8).reshape(len(w), -1)
+
+
+def runs_with_arena(tflite: bytes, arena_size: int, window_q: np.ndarray | None = None) -> bool:
+    """Whether the TFLM runtime allocates and invokes ``tflite`` with ``arena_size`` bytes."""
+    try:
+        it = _tflm(tflite, arena_size)
+        details = it.get_input_details(0)
+        x = window_q if window_q is not None else np.zeros(details["shape"], np.int8)
+        it.set_input(np.asarray(x, np.int8).reshape(details["shape"]), 0)
+        with _quiet_fd():
+            it.invoke()
+    except RuntimeError:
+        return False
+    return True
+
+
+def arena_size(tflite: bytes, hi: int | None = None) -> int:
+    """Smallest TFLM tensor arena (multiple of 16 bytes) with which the model allocates and runs.
+
+    Binary search between 0 and ``hi``: the result runs, 16 bytes less does not. The figure is
+    the host (64-bit) runtime's; the arena also holds TFLM's per-tensor bookkeeping, whose size
+    depends on pointer width, so a 32-bit MCU build typically needs a little less.
+
+    Parameters
+    ----------
+    tflite : bytes
+        Full-int8 model.
+    hi : int, optional
+        Upper bound to start from (default: 10x model size + 64 KiB, doubled until it runs).
+
+    Returns
+    -------
+    int
+        Arena bytes.
+
+    Raises
+    ------
+    RuntimeError
+        If no arena up to 256 MiB works.
+    """
+    hi = hi or 10 * len(tflite) + 65536
+    hi = -(-hi // ARENA_STEP) * ARENA_STEP
+    while not runs_with_arena(tflite, hi):
+        if hi > 1 << 28:
+            raise RuntimeError("TFLM cannot run the model with any arena up to 256 MiB")
+        hi *= 2
+    lo = 0  # invariant: lo fails (or is 0), hi runs
+    while hi - lo > ARENA_STEP:
+        mid = (lo + hi) // 2 // ARENA_STEP * ARENA_STEP
+        if runs_with_arena(tflite, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
