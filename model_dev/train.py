@@ -473,7 +473,7 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None) -> tuple[n
     return model, {k: v for k, v in ckpt.items() if k not in _STATE_KEYS}
 
 
-def _check_compatible(meta: dict, fs: FeatureSet, source: str) -> None:
+def check_compatible(meta: dict, fs: FeatureSet, source: str) -> None:
     """Raise ValueError unless ``fs`` has the classes and front end a checkpoint was trained on."""
     if tuple(meta["classes"]) != tuple(fs.classes):
         raise ValueError(f"{source}: trained on classes {meta['classes']}, data has {fs.classes}")
@@ -711,7 +711,7 @@ def train(
     teacher, teacher_meta = None, None
     if cfg.teacher is not None:
         teacher, teacher_meta = load_checkpoint(cfg.teacher, expect_kind="teacher")
-        _check_compatible(teacher_meta, feature_set, cfg.teacher)
+        check_compatible(teacher_meta, feature_set, cfg.teacher)
         if teacher.spec.window_frames != spec.window_frames:
             raise ValueError(
                 f"{cfg.teacher}: teacher windows of {teacher.spec.window_frames} frames, "
@@ -860,7 +860,7 @@ def evaluate(
     """
     path = Path(checkpoint)
     model, ckpt = _open_checkpoint(path, None)
-    _check_compatible(ckpt, feature_set, str(path))
+    check_compatible(ckpt, feature_set, str(path))
     cfg = TrainConfig.from_dict(ckpt["train_config"], f"{path}: train_config")
     dev = resolve_device(device)
     model.to(dev)

@@ -35,7 +35,7 @@ import torch
 from model_dev.arch import clip_windows
 from model_dev.evaluate import auprc, operating_thresholds
 from model_dev.features import FeatureSet
-from model_dev.train import TrainConfig, _check_compatible, load_checkpoint
+from model_dev.train import TrainConfig, check_compatible, load_checkpoint
 from quantize.convert import convert_checked, dequantize
 from quantize.metadata import ModelMetadata, embed_metadata, read_metadata, thresholds_to_q
 from quantize.runtime import arena_size, run_litert, run_tflm
@@ -242,7 +242,7 @@ def quantize(
     """
     ckpt_path, out = Path(checkpoint), Path(out)
     model, meta = load_checkpoint(ckpt_path, expect_kind="student")
-    _check_compatible(meta, feature_set, str(ckpt_path))
+    check_compatible(meta, feature_set, str(ckpt_path))
     cfg = TrainConfig.from_dict(meta["train_config"], f"{ckpt_path}: train_config")
     spec, hop, classes = model.spec, cfg.window_hop_frames, feature_set.classes
     wf = spec.window_frames
