@@ -6,6 +6,7 @@ inputs, and carries no timestamp, so regenerating from the same inputs gives ide
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +25,11 @@ def c_array(values: np.ndarray, per_line: int = 12, indent: str = "    ") -> str
     return ",\n".join(indent + line for line in lines)
 
 
+def c_string(text: str) -> str:
+    """A C string literal for ``text`` (JSON escapes of ASCII are valid C escapes)."""
+    return json.dumps(text, ensure_ascii=True)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -33,14 +39,33 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["c_array"] = c_array
+    env.filters["c_string"] = c_string
     return env
 
 
-def render(template: str, inputs: Mapping[str, str], **context) -> str:
-    """Render ``template`` with a provenance header listing ``inputs`` (name -> hash)."""
+#: Comment syntax of the provenance header: (open, line prefix, close) per file kind.
+COMMENT_STYLES = {
+    "c": ("/*", " *", " */"),
+    "hash": ("#", "#", "#"),
+    "html": ("<!--", "   ", "-->"),
+}
+
+
+def render(template: str, inputs: Mapping[str, str], comment: str = "c", **context) -> str:
+    """Render ``template`` with a provenance header listing ``inputs`` (name -> hash).
+
+    ``comment`` picks the header's comment syntax from ``COMMENT_STYLES`` (C, ``#`` for
+    Makefiles, HTML for Markdown).
+    """
     env = _environment()
+    start, line, close = COMMENT_STYLES[comment]
     header = env.get_template("_header.j2").render(
-        generator=GENERATOR, version=GENERATOR_VERSION, inputs=dict(sorted(inputs.items()))
+        generator=GENERATOR,
+        version=GENERATOR_VERSION,
+        inputs=dict(sorted(inputs.items())),
+        open=start,
+        line=line,
+        close=close,
     )
     return header + env.get_template(template).render(**context)
 
