@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_gen.render import render, write_if_changed
-from firmware_gen.tflite_model import Tensor, TFLiteModel, load_supported
+from quantize.tflite_model import Tensor, TFLiteModel, load_supported
 
 ENGINE_FILES = ("aed_model.h", "aed_model.c")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -655,7 +655,7 @@ def build_engine(tflite_path: str | Path) -> Engine:
 
     Raises
     ------
-    firmware_gen.tflite_model.UnsupportedModelError
+    quantize.tflite_model.UnsupportedModelError
         Naming the op and its index when the model is outside contract 3.
     """
     model = load_supported(tflite_path)

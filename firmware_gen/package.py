@@ -160,7 +160,7 @@ def firmware(model_path: str | Path, out_dir: str | Path, build: str | None = No
     ------
     quantize.metadata.MetadataError
         No or invalid aedfw metadata (the message names the file).
-    firmware_gen.tflite_model.UnsupportedModelError
+    quantize.tflite_model.UnsupportedModelError
         An op the engine does not implement (named with its index).
     RuntimeError
         The build failed (with the compiler's messages).

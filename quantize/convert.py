@@ -26,6 +26,7 @@ import contextlib
 import io
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,29 +36,17 @@ import numpy as np
 from model_dev.arch import TorchNet
 from model_dev.frontend import FrontendConfig
 from quantize.keras_mirror import build_keras, check_drift
+from quantize.tflite_model import (
+    SUPPORTED_OPS,
+    GraphError,
+    check_supported,
+    read_tflite,
+)
 
 #: DESIGN contract 3: the ops TFLM and the C engine both implement.
-ALLOWED_OPS = (
-    "CONV_2D",
-    "DEPTHWISE_CONV_2D",
-    "FULLY_CONNECTED",
-    "MEAN",
-    "AVERAGE_POOL_2D",
-    "MAX_POOL_2D",
-    "PAD",
-    "RESHAPE",
-    "ADD",
-    "LOGISTIC",
-)
-TFLITE_IDENTIFIER = b"TFL3"
-#: Tensor types that must not remain in a full-int8 graph.
-FLOAT_TYPES = ("FLOAT16", "FLOAT32", "FLOAT64", "BFLOAT16")
+ALLOWED_OPS = SUPPORTED_OPS
 #: Windows of the representative set also used for the drift check (it runs window by window).
 DRIFT_WINDOWS = 16
-
-
-class GraphError(ValueError):
-    """A converted graph breaks DESIGN contract 2 or 3 (op, tensor type or I/O format)."""
 
 
 def schema():
@@ -65,10 +54,6 @@ def schema():
     from ai_edge_litert import schema_py_generated
 
     return schema_py_generated
-
-
-def _names(enum_cls: type) -> dict[int, str]:
-    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -97,13 +82,6 @@ class GraphInfo:
     tensor_types: dict[str, int]
 
 
-def _quant(tensor) -> tuple[list[float], list[int]]:
-    q = tensor.quantization
-    if q is None or q.scale is None:
-        return [], []
-    return [float(s) for s in q.scale], [int(z) for z in q.zeroPoint]
-
-
 def check_graph(tflite: bytes, source: str = "model") -> GraphInfo:
     """List the ops of a .tflite and enforce DESIGN contract 3 and full-int8 tensors.
 
@@ -122,70 +100,36 @@ def check_graph(tflite: bytes, source: str = "model") -> GraphInfo:
     Raises
     ------
     GraphError
-        Not one subgraph with one int8 input and output, an op outside :data:`ALLOWED_OPS`
-        (named with its index), a float tensor (named), or conv/dense weights that are not
-        int8 (per-channel for convolutions) with an int32 bias.
+        Unreadable flatbuffer, anything :func:`~quantize.tflite_model.check_supported` refuses
+        (ops outside contract 3 named with their index, non-int8 activations, options), a float
+        tensor (named), or convolution weights that are not per-channel.
     """
-    fb = schema()
-    if bytes(tflite[4:8]) != TFLITE_IDENTIFIER:
-        raise GraphError(f"{source}: not a TFLite flatbuffer (no TFL3 identifier)")
-    try:
-        model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    except Exception as exc:  # the flatbuffer reader raises anything on garbage
-        raise GraphError(f"{source}: not a TFLite flatbuffer ({exc!r})") from None
-    op_names, type_names = _names(fb.BuiltinOperator), _names(fb.TensorType)
-    if not model.subgraphs or len(model.subgraphs) != 1:
-        raise GraphError(f"{source}: expected 1 subgraph, found {len(model.subgraphs or [])}")
-    g = model.subgraphs[0]
-    tensors = g.tensors or []
-    ops = []
-    for i, op in enumerate(g.operators or []):
-        code = model.operatorCodes[op.opcodeIndex]
-        name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-        if name not in ALLOWED_OPS:
-            raise GraphError(
-                f"{source}: op {i} is {name}, outside DESIGN contract 3 (allowed: "
-                f"{', '.join(ALLOWED_OPS)})"
-            )
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            w, b = tensors[op.inputs[1]], tensors[op.inputs[2]] if len(op.inputs) > 2 else None
-            scales, _ = _quant(w)
-            cout = int(w.shape[3] if name == "DEPTHWISE_CONV_2D" else w.shape[0])
-            per_channel = name == "FULLY_CONNECTED" or len(scales) == cout
-            if type_names[w.type] != "INT8" or not scales or not per_channel:
+    model = read_tflite(tflite, source)
+    for t in model.tensors:
+        if t.dtype.startswith(("float", "bfloat")):
+            raise GraphError(f"{source}: tensor {t.name!r} is {t.dtype}; must be int8/int32")
+    check_supported(model)
+    for op in model.ops:
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            w = model.tensors[op.inputs[1]]
+            cout = w.shape[3] if op.opcode == "DEPTHWISE_CONV_2D" else w.shape[0]
+            if len(w.quant.scale) != cout:
                 raise GraphError(
-                    f"{source}: op {i} ({name}) weights {w.name.decode()!r} are "
-                    f"{type_names[w.type]} with {len(scales)} scale(s); expected int8, "
-                    f"per-channel ({cout})"
+                    f"{source}: op {op.index} ({op.opcode}) weights {w.name!r} have "
+                    f"{len(w.quant.scale)} scale(s); expected per-channel ({cout})"
                 )
-            if b is not None and type_names[b.type] != "INT32":
-                raise GraphError(
-                    f"{source}: op {i} ({name}) bias {b.name.decode()!r} is "
-                    f"{type_names[b.type]}, expected INT32"
-                )
-        ops.append(name)
-    types: dict[str, int] = {}
-    for t in tensors:
-        kind = type_names.get(t.type, str(t.type))
-        if kind in FLOAT_TYPES:
-            raise GraphError(f"{source}: tensor {t.name.decode()!r} is {kind}; must be int8/int32")
-        types[kind] = types.get(kind, 0) + 1
-    if len(g.inputs) != 1 or len(g.outputs) != 1:
-        raise GraphError(
-            f"{source}: expected 1 input and 1 output, found {len(g.inputs)} and {len(g.outputs)}"
-        )
-    io = []
-    for role, idx in (("input", g.inputs[0]), ("output", g.outputs[0])):
-        t = tensors[idx]
-        scales, zps = _quant(t)
-        if type_names[t.type] != "INT8" or len(scales) != 1:
-            raise GraphError(
-                f"{source}: {role} {t.name.decode()!r} is {type_names[t.type]} with "
-                f"{len(scales)} scale(s); expected int8, per-tensor"
-            )
-        io.append((tuple(int(d) for d in t.shape), scales[0], zps[0]))
-    (in_shape, in_s, in_z), (out_shape, out_s, out_z) = io
-    return GraphInfo(tuple(ops), in_shape, out_shape, in_s, in_z, out_s, out_z, types)
+    x, y = model.input, model.output
+    types = Counter(t.dtype.upper() for t in model.tensors)
+    return GraphInfo(
+        tuple(op.opcode for op in model.ops),
+        x.shape,
+        y.shape,
+        x.scale,
+        x.zero_point,
+        y.scale,
+        y.zero_point,
+        dict(sorted(types.items())),
+    )
 
 
 def check_io(info: GraphInfo, frontend: FrontendConfig, source: str = "model") -> None:

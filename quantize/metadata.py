@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from model_dev.frontend import FrontendConfig
+from quantize.tflite_model import TFLITE_IDENTIFIER
 
 METADATA_NAME = b"aedfw"
 METADATA_FORMAT = 1
@@ -144,9 +145,6 @@ def _schema():
     from quantize.convert import schema
 
     return schema()
-
-
-TFLITE_IDENTIFIER = b"TFL3"
 
 
 def _aligned_buffer_type():

@@ -20,10 +20,10 @@ import pytest
 
 from firmware_gen.engine import ENGINE_FILES, build_engine, logistic_table, write_engine
 from firmware_gen.host_build import HOST_DIR, compile_host
-from firmware_gen.tflite_model import SUPPORTED_OPS, UnsupportedModelError, load_supported
 from model_dev.arch import STUDENTS, clip_windows
 from model_dev.frontend import Frontend, FrontendConfig
 from model_dev.synth import PRESETS, synthesize_clip
+from quantize.tflite_model import SUPPORTED_OPS, UnsupportedModelError, load_supported
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
@@ -335,7 +335,7 @@ def test_unsupported_options_are_refused(toy_models, tmp_path, what, edit, messa
 
 
 def test_not_a_tflite_file_is_refused(tmp_path):
-    from firmware_gen.tflite_model import TFLiteFormatError
+    from quantize.tflite_model import TFLiteFormatError
 
     path = tmp_path / "junk.tflite"
     path.write_bytes(b"\x00" * 64)

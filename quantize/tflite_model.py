@@ -37,11 +37,18 @@ _DTYPES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startsw
 _NUMPY = {"int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8", "float32": "<f4"}
 
 
-class TFLiteFormatError(ValueError):
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+class GraphError(ValueError):
+    """A .tflite graph is unreadable or breaks DESIGN contract 2 or 3."""
+
+
+class TFLiteFormatError(GraphError):
     """The file is not a readable .tflite flatbuffer."""
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(GraphError):
     """The model uses an op, type or option outside DESIGN contract 3."""
 
 
@@ -149,13 +156,15 @@ def _buffer(buf: fb.BufferT, raw: bytes) -> bytes | None:
     return None
 
 
-def read_tflite(path: str | Path) -> TFLiteModel:
+def read_tflite(path: str | Path | bytes, name: str = "model") -> TFLiteModel:
     """Parse a .tflite file into a :class:`TFLiteModel` (any ops; no support check).
 
     Parameters
     ----------
-    path : str or Path
-        The .tflite flatbuffer.
+    path : str, Path or bytes
+        The .tflite file, or the flatbuffer itself.
+    name : str
+        Name for error messages when ``path`` is bytes.
 
     Returns
     -------
@@ -167,9 +176,12 @@ def read_tflite(path: str | Path) -> TFLiteModel:
     TFLiteFormatError
         When the file is not a TFLite flatbuffer or has more than one subgraph.
     """
-    path = Path(path)
-    raw = path.read_bytes()
-    if len(raw) < 8 or raw[4:8] != b"TFL3":
+    if isinstance(path, (bytes, bytearray)):
+        raw, path = bytes(path), Path(name)
+    else:
+        path = Path(path)
+        raw = path.read_bytes()
+    if len(raw) < 8 or raw[4:8] != TFLITE_IDENTIFIER:
         raise TFLiteFormatError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         model = fb.ModelT.InitFromPackedBuf(raw, 0)
@@ -239,9 +251,8 @@ def _check_op(model: TFLiteModel, op: Op) -> None:
     t = model.tensors
     name = op.opcode
     if name not in SUPPORTED_OPS:
-        raise _refuse(
-            model, op, f"op {name} is not supported (supported: {', '.join(SUPPORTED_OPS)})"
-        )
+        supported = ", ".join(SUPPORTED_OPS)
+        raise _refuse(model, op, f"op {name} is outside DESIGN contract 3 (supported: {supported})")
     if len(op.outputs) != 1:
         raise _refuse(model, op, f"expected one output, got {len(op.outputs)}")
     out = t[op.outputs[0]]
@@ -339,19 +350,21 @@ def check_supported(model: TFLiteModel) -> None:
         raise _refuse(model, None, "graph input and output are not connected by ops")
 
 
-def load_supported(path: str | Path) -> TFLiteModel:
+def load_supported(path: str | Path | bytes, name: str = "model") -> TFLiteModel:
     """Read ``path`` and check it against contract 3 (see :func:`check_supported`).
 
     Parameters
     ----------
-    path : str or Path
-        The .tflite file.
+    path : str, Path or bytes
+        The .tflite file or flatbuffer.
+    name : str
+        Name for error messages when ``path`` is bytes.
 
     Returns
     -------
     TFLiteModel
         The checked model.
     """
-    model = read_tflite(path)
+    model = read_tflite(path, name)
     check_supported(model)
     return model
