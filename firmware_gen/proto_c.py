@@ -1,0 +1,167 @@
+"""Emit the device side of the serial protocol (docs/protocol.md): frame codec and dispatcher."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware_gen.render import GENERATOR_VERSION, render, write_if_changed
+from model_dev.frontend import FrontendConfig
+
+#: Must equal host_tools.protocol.PROTOCOL_VERSION (a test checks).
+PROTOCOL_VERSION = 1
+FRAME_FILES = ("aed_proto_frame.h", "aed_proto_frame.c")
+PROTO_FILES = (*FRAME_FILES, "aed_proto.h", "aed_proto.c")
+DEFAULT_MAX_PAYLOAD = 512
+CAP_FEATURES, CAP_INFER, CAP_CLASSIFY, CAP_BENCH = 0x01, 0x02, 0x04, 0x08
+#: HELLO's fixed part (docs/protocol.md): versions, max payload, capabilities, front end, model.
+HELLO_FIXED = struct.Struct("<4BHHI7H32s32s")
+
+
+@dataclass(frozen=True)
+class ProtoModel:
+    """What the protocol needs to know about the model (from its aedfw metadata).
+
+    Attributes
+    ----------
+    model_hash : str
+        64 hex digits, ``quantize.metadata.model_hash`` of the .tflite.
+    labels : tuple of str
+        Class names, in output order.
+    thresholds_q : tuple of int
+        Score thresholds: class ``c`` fires when its int8 clip score >= ``thresholds_q[c]``
+        (128: never).
+    window_frames, window_hop_frames : int
+        The model's window and the hop between windows of a clip, in frames.
+    """
+
+    model_hash: str
+    labels: tuple[str, ...]
+    thresholds_q: tuple[int, ...]
+    window_frames: int
+    window_hop_frames: int
+
+    @classmethod
+    def from_metadata(cls, meta) -> ProtoModel:
+        """Take the fields from a ``quantize.metadata.ModelMetadata``."""
+        return cls(
+            meta.model_hash,
+            tuple(meta.labels),
+            tuple(int(t) for t in meta.thresholds_q),
+            int(meta.window_frames),
+            int(meta.window_hop_frames),
+        )
+
+
+def _digest(hex_digest: str, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(hex_digest)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(f"{what} must be 64 hex digits (sha256), got {hex_digest!r}")
+    return raw
+
+
+def hello_payload(
+    cfg: FrontendConfig, model: ProtoModel | None, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> bytes:
+    """The HELLO response payload the generated device sends, byte for byte."""
+    version = [int(v) for v in GENERATOR_VERSION.split(".")]
+    caps = CAP_FEATURES | CAP_BENCH | ((CAP_INFER | CAP_CLASSIFY) if model else 0)
+    labels: Sequence[str] = model.labels if model else ()
+    n_classes = len(labels)
+    fixed = HELLO_FIXED.pack(
+        PROTOCOL_VERSION,
+        *version,
+        max_payload,
+        caps,
+        cfg.sample_rate,
+        cfg.window_length,
+        cfg.hop_length,
+        cfg.n_mels,
+        model.window_frames if model else 0,
+        cfg.n_mels if model else 0,
+        n_classes,
+        model.window_hop_frames if model else 0,
+        _digest(model.model_hash, "model_hash") if model else bytes(32),
+        _digest(cfg.hash, "frontend hash"),
+    )
+    tail = bytearray(struct.pack(f"<{n_classes}h", *(model.thresholds_q if model else ())))
+    for label in labels:
+        raw = label.encode()
+        if not 0 < len(raw) < 256:
+            raise ValueError(f"label {label!r}: must be 1..255 bytes of UTF-8")
+        tail += bytes([len(raw)]) + raw
+    return fixed + bytes(tail)
+
+
+def write_proto(
+    out_dir: str | Path,
+    cfg: FrontendConfig,
+    model: ProtoModel | None = None,
+    *,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> list[Path]:
+    """Write ``aed_proto_frame.h/.c`` and ``aed_proto.h/.c`` to ``out_dir``.
+
+    The dispatcher includes ``aed_frontend.h``, ``aed_platform.h`` and, with a model,
+    ``aed_model.h`` (``firmware_gen.engine.write_engine``); without a model INFER and CLASSIFY
+    answer UNSUPPORTED.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Package directory.
+    cfg : FrontendConfig
+        The front end the device runs.
+    model : ProtoModel, optional
+        The model's identity, labels, thresholds and windowing.
+    max_payload : int
+        Largest payload per frame (64..4096): sets the device's receive and transmit buffers.
+
+    Returns
+    -------
+    list of Path
+        The written files, in ``PROTO_FILES`` order.
+    """
+    if not 64 <= max_payload <= 4096:
+        raise ValueError(f"max_payload must be 64..4096 bytes, got {max_payload}")
+    if model is not None:
+        n = len(model.labels)
+        if n == 0 or len(model.thresholds_q) != n:
+            raise ValueError(f"{n} labels but {len(model.thresholds_q)} thresholds_q")
+        if model.window_frames < 1 or model.window_hop_frames < 1:
+            raise ValueError("window_frames and window_hop_frames must be >= 1")
+        if any(not -128 <= t <= 128 for t in model.thresholds_q):
+            raise ValueError(
+                f"thresholds_q must be -128..128 (128: never), got {model.thresholds_q}"
+            )
+    hello = hello_payload(cfg, model, max_payload)
+    if len(hello) > max_payload:
+        raise ValueError(f"HELLO needs {len(hello)} bytes > max_payload {max_payload}")
+    caps = hello[6] | hello[7] << 8
+    context = {
+        "protocol_version": PROTOCOL_VERSION,
+        "max_payload": max_payload,
+        "hello_bytes": list(hello),
+        "capabilities": f"0x{caps:02X}",
+        "model": None
+        if model is None
+        else {
+            "window_frames": model.window_frames,
+            "hop_frames": model.window_hop_frames,
+            "n_classes": len(model.labels),
+        },
+    }
+    inputs = {"frontend_config": cfg.hash, "protocol": f"v{PROTOCOL_VERSION}"}
+    if model is not None:
+        inputs["model"] = model.model_hash
+    paths = []
+    for name in PROTO_FILES:
+        path = Path(out_dir) / name
+        write_if_changed(path, render(f"{name}.j2", inputs, **context))
+        paths.append(path)
+    return paths
