@@ -12,13 +12,21 @@ tiny synthetic corpus as calibration), in one run:
   read in place from the caller's feature buffer and the scores written to the caller's output)
   vs the exact TFLM arena (``quantize.runtime.arena_size``: the smallest arena, in 16-byte steps,
   with which the runtime allocates and invokes). Goal: ratio <= 0.75. Also shown: the engine
-  arena plus its input and output buffers, for a view that charges them to the engine.
+  arena plus its input and output buffers, for a view that charges them to the engine;
+* Cortex-M4 (the model with metadata, window hop ``HOP_FRAMES``, packaged by
+  ``firmware_gen.package.firmware`` and built with arm-none-eabi-gcc -O3): weights + tables + code
+  bytes of the front end, engine and post-processing (``deployable_bytes``, from the map file) vs
+  the .tflite size; front-end instructions per frame and engine instructions per inference under
+  QEMU mps2-an386 ``-icount shift=0`` (``cortex_m4_instructions``, from the self-test's SysTick
+  counts), and their sum for one second of audio with one inference per window hop. Goal: <= 8 M.
 
 Prints a table and rewrites the "Engine" section of ``docs/benchmarks.md``.
 
 Usage::
 
     python benchmarks/engine.py [--students s5k,s20k,...] [--runs 2] [--no-docs]
+
+Needs gcc, valgrind, arm-none-eabi-gcc and qemu-system-arm.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import numpy as np  # noqa: E402
 
 from firmware_gen.engine import build_engine, write_engine  # noqa: E402
 from firmware_gen.host_build import HOST_DIR  # noqa: E402
+from firmware_gen.package import cortex_m4_instructions, deployable_bytes, firmware  # noqa: E402
 from model_dev.arch import STUDENTS, clip_windows  # noqa: E402
 from model_dev.frontend import Frontend, FrontendConfig  # noqa: E402
 from model_dev.synth import PRESETS, synthesize_clip  # noqa: E402
@@ -51,6 +60,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- engine-benchmark:start -->", "<!-- engine-benchmark:end -->"
 TFLM_INVOKE = "tflite::micro::MicroInterpreter::Invoke()"
+HOP_FRAMES = 50  # window hop of the deployed models (frames): 2 inferences per second of audio
+M4_GOAL = 8_000_000  # front end + model instructions per second of audio on the Cortex-M4
 TFLM_SCRIPT = """
 import sys, numpy as np
 from tflite_micro.python.tflite_micro import runtime
@@ -84,7 +95,49 @@ def real_windows(n_clips: int = 12) -> np.ndarray:
     fe = Frontend(FrontendConfig())
     dur = PRESETS["tiny"].duration_s
     clips = [synthesize_clip(i, seed=0, duration_s=dur)[0] for i in range(n_clips)]
-    return np.concatenate([clip_windows(fe(c), 100, 50) for c in clips])
+    return np.concatenate([clip_windows(fe(c), 100, HOP_FRAMES) for c in clips])
+
+
+def cortex_m4(name: str, model: Path, work: Path, arena: int) -> dict:
+    """Cortex-M4 figures of one converted student: its package (metadata added to a copy of
+    the model), bytes and instructions under QEMU."""
+    from quantize.convert import check_graph
+    from quantize.metadata import ModelMetadata, thresholds_to_q, write_metadata
+
+    spec, cfg = STUDENTS[name], FrontendConfig()
+    info = check_graph(model.read_bytes(), str(model))
+    n = spec.n_classes
+    meta = ModelMetadata(
+        frontend=cfg,
+        frontend_hash=cfg.hash,
+        labels=tuple(f"class{c}" for c in range(n)),
+        thresholds=(0.5,) * n,
+        thresholds_q=thresholds_to_q((0.5,) * n, info.output_scale, info.output_zero_point),
+        window_frames=spec.window_frames,
+        window_hop_frames=HOP_FRAMES,
+        aggregation="max",
+        input_scale=info.input_scale,
+        input_zero_point=info.input_zero_point,
+        output_scale=info.output_scale,
+        output_zero_point=info.output_zero_point,
+        arena_bytes=arena,
+        model_hash="",
+        arch=spec.name,
+        checkpoint_sha256="0" * 64,
+    )
+    with_meta = work / f"{name}-meta.tflite"
+    shutil.copyfile(model, with_meta)
+    write_metadata(with_meta, meta)
+    out = firmware(with_meta, work / f"{name}-fw")
+    m4 = cortex_m4_instructions(out)  # builds the self-test image, which writes memory.json
+    frames_per_second = cfg.sample_rate / cfg.hop_length
+    return {
+        "m4_bytes": deployable_bytes(out),
+        "m4_fe_frame": m4["frontend_per_frame"],
+        "m4_model": m4["model_per_inference"],
+        "m4_inferences_per_second": frames_per_second / HOP_FRAMES,
+        "m4_per_second": m4["per_second_at_hop"],
+    }
 
 
 def measure(name: str, windows: np.ndarray, work: Path, runs: int) -> dict:
@@ -125,6 +178,7 @@ def measure(name: str, windows: np.ndarray, work: Path, runs: int) -> dict:
         raise RuntimeError(f"{name}: engine and TFLM disagree on the benchmark window")
     eng = build_engine(model)
     io_bytes = eng.model.input.size + eng.model.output.size
+    tflm_arena = arena_size(model.read_bytes())
     return {
         "name": name,
         "macs": sum(_macs(eng)),
@@ -133,7 +187,8 @@ def measure(name: str, windows: np.ndarray, work: Path, runs: int) -> dict:
         "tflm_ir": tflm_ir,
         "engine_arena": eng.activation_bytes,
         "engine_arena_io": eng.activation_bytes + io_bytes,
-        "tflm_arena": arena_size(model.read_bytes()),
+        "tflm_arena": tflm_arena,
+        **cortex_m4(name, model, work, tflm_arena),
     }
 
 
@@ -161,6 +216,24 @@ def table(rows: list[dict]) -> str:
         f"{r['engine_arena']:,} | {r['tflm_arena']:,} | "
         f"**{r['engine_arena'] / r['tflm_arena']:.2f}** | "
         f"{r['engine_arena_io'] / r['tflm_arena']:.2f} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def m4_table(rows: list[dict]) -> str:
+    """Markdown table of the Cortex-M4 figures."""
+    head = (
+        "| student | weights+tables+code bytes (M4) | .tflite bytes | ratio "
+        "| front end instr./frame "
+        "| engine instr./inference | inferences per s | front end + model instr. per 1 s audio "
+        f"| goal ≤ {M4_GOAL / 1e6:.0f} M |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r['name']} | {r['m4_bytes']:,} | {r['tflite_bytes']:,} | "
+        f"{r['m4_bytes'] / r['tflite_bytes']:.2f} | {r['m4_fe_frame']:,} | {r['m4_model']:,} | "
+        f"{r['m4_inferences_per_second']:g} | {r['m4_per_second']:,} | "
+        f"{'**met**' if r['m4_per_second'] <= M4_GOAL else 'missed'} |"
         for r in rows
     ]
     return head + "\n".join(lines) + "\n"
@@ -200,6 +273,17 @@ runtime (TFLM reference kernels) on the same converted models; outputs are bit-e
   its arena; the last column charges those buffers to the engine anyway.
 
 {table(rows)}
+Cortex-M4 (`firmware_gen.package`: the same models with metadata, window hop {HOP_FRAMES} frames,
+built with {_tool_version(["arm-none-eabi-gcc", "--version"])} at -O3 for mps2-an386):
+
+- Bytes: weights + tables + code of the front end, engine and post-processing
+  (`deployable_bytes`, from the map file: `.text` and `.rodata` of those objects) vs the .tflite
+- Instructions: {_tool_version(["qemu-system-arm", "--version"])}, `-icount shift=0` (one
+  instruction per virtual ns), SysTick counts of the self-test (golden clips) × 40
+  (`cortex_m4_instructions`; resolution 40 instructions); per second of audio = 100 front-end
+  frames + one inference per window hop. Goal ≤ {M4_GOAL / 1e6:.0f} M.
+
+{m4_table(rows)}
 {END}
 """
 
@@ -222,7 +306,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--runs", type=int, default=2, help="inferences per callgrind run")
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
     args = ap.parse_args(argv)
-    for tool in ("gcc", "valgrind"):
+    for tool in ("gcc", "valgrind", "arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             raise SystemExit(f"benchmarks/engine.py needs {tool}")
     windows = real_windows()
@@ -232,6 +316,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.append(measure(name, windows, Path(tmp), args.runs))
             print(f"measured {name}", file=sys.stderr)
     print(table(rows))
+    print(m4_table(rows))
     if not args.no_docs:
         write_docs(docs_section(rows, args.runs))
     return rows

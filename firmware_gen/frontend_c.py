@@ -24,6 +24,8 @@ def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
         "cfg_hash": cfg.short_hash,
         "tables": tables,
         "n_mel_weights": len(tables.mel.weights),
+        # radix-4 stages (sub-DFT length q), emitted as calls with constant q
+        "fft_stages": [4**i for i in range((cfg.fft_size // 2).bit_length() // 2)],
     }
     inputs = {"frontend_config": cfg.hash}
     paths = []

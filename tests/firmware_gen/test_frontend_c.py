@@ -65,6 +65,17 @@ def test_c_equals_python(tmp_path, signals, name, mode):
             )
 
 
+def test_odd_window_length_equals_python(tmp_path, signals):
+    """The C front end's odd-window branch (last FFT input pair half empty)."""
+    cfg = FrontendConfig(window_length=401)
+    exe = build_frontend_cli(cfg, tmp_path, sanitize=True)
+    names = list(signals)[:60]
+    got = run_frontend_cli(exe, [signals[n] for n in names], cfg, "clip")
+    reference = Frontend(cfg)
+    for n, features in zip(names, got, strict=True):
+        assert np.array_equal(features, reference(signals[n])), n
+
+
 def test_generated_files_are_byte_identical(tmp_path):
     cfg = FrontendConfig()
     first = [p.read_bytes() for p in write_frontend(cfg, tmp_path / "a")]
