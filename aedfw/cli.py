@@ -144,11 +144,152 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"thresholds ({r['thresholds']['method']}) saved in {args.checkpoint}; report in {out}")
 
 
-def _demo(args: argparse.Namespace) -> None:
-    from host_tools.demo import demo
+def _sweep_config(args: argparse.Namespace):
+    """SweepConfig from defaults < ``--config`` file < command-line flags."""
+    from aedfw.config import read_config_file
+    from model_dev.sweep import SweepConfig
 
-    report = demo(args.out, preset=args.preset, seed=args.seed, jobs=args.jobs)
+    fields = read_config_file(args.config) if args.config else {}
+    for name in ("students", "methods", "seeds"):
+        value = getattr(args, name)
+        if value is not None:
+            items = [v.strip() for v in value.split(",")]
+            if name == "seeds":
+                if not all(re.fullmatch(r"\d+", v) for v in items):
+                    raise ValueError(f"--seeds {value!r}: expected comma-separated integers")
+                items = [int(v) for v in items]
+            fields[name] = items
+    for name in ("kd_weight", "sp_weight", "iusp_weight"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    train = dict(fields.get("train") or {})
+    for name in ("epochs", "device"):
+        if getattr(args, name) is not None:
+            train[name] = getattr(args, name)
+    if train:
+        fields["train"] = train
+    return SweepConfig.from_dict(fields, str(args.config or "command line"))
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from model_dev.sweep import sweep, write_report
+
+    if args.report_only:
+        report = write_report(args.out)
+    else:
+        from model_dev.datasets import load_dataset
+        from model_dev.features import features
+        from model_dev.frontend import FrontendConfig
+        from model_dev.train import load_checkpoint
+
+        if args.data is None or args.teacher is None:
+            raise ValueError("sweep: --data and --teacher are required (unless --report-only)")
+        cfg = _sweep_config(args)
+        _, meta = load_checkpoint(args.teacher, expect_kind="teacher")
+        frontend = FrontendConfig.from_dict(meta["frontend"], f"{args.teacher}: frontend")
+        dataset = load_dataset(args.dataset, args.data, skip_bad=args.skip_bad)
+        fs = features(dataset, args.cache, frontend, jobs=args.jobs, skip_bad=args.skip_bad)
+        report = sweep(cfg, fs, args.teacher, args.out, jobs=args.jobs, threads=args.threads)
+    print(Path(report["files"]["markdown"]).read_text(), end="")
+    if report["missing"]:
+        print(f"{len(report['missing'])} job(s) without results yet: {report['missing']}")
+    print(f"report files: {', '.join(report['files'].values())}")
+
+
+def _quantize(args: argparse.Namespace) -> None:
+    from model_dev.datasets import load_dataset
+    from model_dev.features import features
+    from model_dev.frontend import FrontendConfig
+    from model_dev.train import load_checkpoint
+    from quantize import quantize
+
+    _, meta = load_checkpoint(args.checkpoint, expect_kind="student")
+    frontend = FrontendConfig.from_dict(meta["frontend"], f"{args.checkpoint}: frontend")
+    dataset = load_dataset(args.dataset, args.data, skip_bad=args.skip_bad)
+    fs = features(dataset, args.cache, frontend, jobs=args.jobs, skip_bad=args.skip_bad)
+    r = quantize(args.checkpoint, args.out, fs, split=args.split, limit=args.limit)
+    e, p = r["evaluation"], r["parity"]
+    print(
+        f"{r['model']['path']}: {r['model']['bytes']} bytes, arena {r['arena_bytes']} bytes, "
+        f"ops {','.join(r['model']['op_counts'])}"
+    )
+    print(
+        f"{e['split']} ({e['n_clips']} clips): micro-AUPRC float {e['float']['micro']:.4f}, "
+        f"int8 {e['int8_tflm']['micro']:.4f} ({e['delta_micro']:+.4f}); TFLM vs LiteRT "
+        f"{p['exact_match_rate']:.2%} exact, max {p['max_lsb_diff']} LSB"
+    )
+    print(f"report: {r['files']['markdown']}")
+
+
+def _firmware(args: argparse.Namespace) -> None:
+    from firmware_gen.package import firmware
+
+    out = firmware(args.model, args.out, build=args.build)
+    built = f", built for {args.build}" if args.build else ""
+    print(f"firmware package written to {out}{built}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from host_tools.demo import DemoConfig, demo
+
+    sizes = {
+        "teacher_epochs": args.teacher_epochs,
+        "student_epochs": args.student_epochs,
+        "validate_clips": args.validate_clips,
+    }
+    config = replace(DemoConfig(), **{k: v for k, v in sizes.items() if v is not None})
+    report = demo(
+        args.out, preset=args.preset, seed=args.seed, jobs=args.jobs, target=args.target,
+        config=config,
+    )  # fmt: skip
     print(f"report: {report}")
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from host_tools.emulate import emulate
+
+    return emulate(args.fw_dir, args.target)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from host_tools.validate import validate
+
+    r = validate(
+        args.port,
+        args.model,
+        args.data,
+        dataset=args.dataset,
+        split=args.split,
+        limit=args.limit,
+        out=args.out,
+        timeout=args.timeout,
+        retries=args.retries,
+        max_payload=args.max_payload,
+        on_reset=args.on_reset,
+    )
+    print(f"{'PASS' if r['passed'] else 'FAIL'}: {r['n_matched']}/{r['n_requested']} clips match")
+    for m in r["mismatches"][:5]:
+        print(f"  mismatch in {m['clip']}: {m['message']}")
+    if r["stopped"]:
+        print(f"  stopped: {r['stopped']}")
+    if r["auprc"]:
+        h, d = r["auprc"]["host"], r["auprc"]["device"]
+        print(f"  AUPRC micro host {h['micro']:.4f} device {d['micro']:.4f}")
+    print(f"report: {r['files']['markdown']}")
+    return 0 if r["passed"] else 1
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from host_tools.bench import bench
+
+    r = bench(args.port, n=args.n, warmup=args.warmup, repeats=args.repeats, target=args.target)
+    print(
+        f"{r['target']}: {r['n']} runs after {r['warmup']} warm-up, median of {r['repeats']}: "
+        f"{r['cycles_median']:.0f} cycles/run (min {r['cycles_min']}, max {r['cycles_max']}); "
+        f"{r['runs_per_s']:.1f} runs/s wall clock"
+    )
 
 
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable]
@@ -206,11 +347,84 @@ def _commands() -> list[Command]:
         )
         p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
+    def sweep_args(p):
+        p.add_argument("--out", type=Path, required=True, help="sweep folder")
+        p.add_argument(
+            "--report-only",
+            action="store_true",
+            help="only rewrite the tables and plot of OUT from its finished jobs",
+        )
+        from model_dev.datasets import DATASET_KINDS
+
+        p.add_argument("--dataset", default="synth", choices=DATASET_KINDS, help="dataset layout")
+        p.add_argument("--data", type=Path, help="dataset root folder (required to run)")
+        p.add_argument("--skip-bad", action="store_true", help="skip unreadable audio files")
+        p.add_argument("--cache", type=Path, default=Path("cache/features"), help="cache root")
+        p.add_argument("--teacher", type=Path, help="teacher checkpoint (required to run)")
+        p.add_argument("--config", type=Path, help="SweepConfig fields, JSON or YAML")
+        p.add_argument("--students", help="comma-separated, e.g. s5k,s20k (default: all)")
+        p.add_argument("--methods", help="comma-separated from none,kd,sp,iusp (default: all)")
+        p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+        p.add_argument("--epochs", type=int, help="epochs of every job (train.epochs)")
+        p.add_argument("--kd-weight", type=float, help="weight of kd in method kd (default 1)")
+        p.add_argument("--sp-weight", type=float, help="weight of sp in method sp (default 3000)")
+        p.add_argument("--iusp-weight", type=float, help="weight of iusp (default 1)")
+        p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+        p.add_argument("--jobs", type=int, default=1, help="parallel job processes (default 1)")
+        p.add_argument("--threads", type=int, help="torch threads per job (default cores/jobs)")
+
+    def quantize_args(p):
+        p.add_argument("checkpoint", type=Path, help="student checkpoint (best.pt)")
+        data_args(p)
+        p.add_argument("--out", type=Path, required=True, help="output .tflite")
+        p.add_argument("--split", default="test", help="evaluation split (default test)")
+        p.add_argument("--limit", type=int, help="evaluate only the first N clips of the split")
+
+    def firmware_args(p):
+        p.add_argument("model", type=Path, help="int8 .tflite with aedfw metadata")
+        p.add_argument("--out", type=Path, required=True, help="package folder")
+        p.add_argument(
+            "--build", choices=("host", "cortex-m4"), help="also compile it (make TARGET)"
+        )
+
     def demo_args(p):
         p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
         p.add_argument("--preset", default="tiny", help="built-in corpus size")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--jobs", type=int, default=2, help="worker processes")
+        p.add_argument(
+            "--target",
+            default="cortex-m4",
+            choices=("host", "cortex-m4"),
+            help="emulated device to validate (default cortex-m4 under QEMU)",
+        )
+        p.add_argument("--teacher-epochs", type=int, help="default 15")
+        p.add_argument("--student-epochs", type=int, help="default 12")
+        p.add_argument("--validate-clips", type=int, help="default 8 (None: the whole test split)")
+
+    def emulate_args(p):
+        p.add_argument("fw_dir", type=Path, help="firmware package folder (aedfw firmware)")
+        p.add_argument("--target", default="host", choices=("host", "cortex-m4"))
+
+    def validate_args(p):
+        p.add_argument("--port", required=True, help="pyserial URL or device path")
+        p.add_argument("--model", type=Path, required=True, help="the device's .tflite")
+        p.add_argument("--data", type=Path, required=True, help="dataset root or manifest CSV")
+        p.add_argument("--dataset", default="auto", help="dataset kind (default: auto)")
+        p.add_argument("--split", help="only this split (default: all clips)")
+        p.add_argument("--limit", type=int, help="only the first N clips")
+        p.add_argument("--out", type=Path, default=Path("runs/validate"), help="report folder")
+        p.add_argument("--timeout", type=float, default=2.0, help="seconds per attempt")
+        p.add_argument("--retries", type=int, default=10, help="retransmissions per request")
+        p.add_argument("--max-payload", type=int, help="smaller frames (noisy links)")
+        p.add_argument("--on-reset", default="resume", choices=("resume", "stop"))
+
+    def bench_args(p):
+        p.add_argument("--port", required=True, help="pyserial URL or device path")
+        p.add_argument("-n", type=int, default=100, help="timed runs per repeat")
+        p.add_argument("--warmup", type=int, default=10, help="untimed runs first")
+        p.add_argument("--repeats", type=int, default=5, help="repeats (median reported)")
+        p.add_argument("--target", default="model", choices=("model", "frontend"))
 
     return [
         ("data synth", "generate the built-in synthetic corpus", synth_args, _data_synth),
@@ -233,6 +447,37 @@ def _commands() -> list[Command]:
             evaluate_args,
             _evaluate,
         ),
+        (
+            "sweep",
+            "students x {none, kd, sp, iusp} x seeds against one teacher: AUPRC table, Pareto plot",
+            sweep_args,
+            _sweep,
+        ),
+        (
+            "quantize",
+            "student checkpoint -> full-int8 .tflite with metadata, AUPRC and parity report",
+            quantize_args,
+            _quantize,
+        ),
+        (
+            "firmware",
+            "generate the C firmware package (front end, engine, app, Makefile) for a model",
+            firmware_args,
+            _firmware,
+        ),
+        (
+            "emulate",
+            "run an emulated device (native on a pty, or Cortex-M4 under QEMU); prints its URL",
+            emulate_args,
+            _emulate,
+        ),
+        (
+            "validate",
+            "hardware-in-the-loop validation over a serial port: exit 0 only if all matched",
+            validate_args,
+            _validate,
+        ),
+        ("bench", "timed inferences on the device over a serial port", bench_args, _bench),
         ("demo", "run the whole chain on the built-in corpus", demo_args, _demo),
     ]
 
@@ -260,11 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aedfw`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        code = args.run(args)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"aedfw: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

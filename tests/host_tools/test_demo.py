@@ -1,15 +1,33 @@
-"""`aedfw demo` runs end to end on the tiny corpus and writes its report."""
+"""`aedfw demo` runs the whole chain on the tiny corpus (reduced epochs and clip counts) and
+writes its report."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
-from host_tools.demo import demo
+import pytest
+
+from host_tools.demo import DemoConfig, demo
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="needs gcc and arm-none-eabi-gcc",
+)
 
 
-def test_demo_tiny(tmp_path):
-    report = demo(tmp_path / "run", preset="tiny", seed=3, jobs=1)
+def test_demo_tiny_whole_chain(tmp_path):
+    config = DemoConfig(
+        teacher_epochs=1, student_epochs=1, parity_clips=4, validate_clips=3, quantize_clips=8
+    )
+    report = demo(tmp_path / "run", preset="tiny", seed=3, jobs=1, target="host",
+                  config=config, progress=False)  # fmt: skip
     data = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report.read_text().startswith("# aedfw demo report")
     assert data["c_frontend_parity"]["identical"] and data["c_frontend_parity"]["frames"] > 0
-    assert data["baseline_auprc"]["chance"] < data["baseline_auprc"]["micro"] < 1.0
+    assert data["validation"]["passed"] and data["validation"]["n_matched"] == 3
+    assert data["auprc"]["device"] == data["auprc"]["device_host_reference"]
+    for key in ("teacher", "student_float", "student_int8"):
+        assert 0 < data["auprc"][key]["micro"] <= 1
+    assert data["memory"]["flash"]["total"] > data["quantize"]["model_bytes"] > 0
+    assert set(data["timings"]) >= {"teacher_s", "student_s", "quantize_s", "validate_s"}

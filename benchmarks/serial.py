@@ -1,0 +1,151 @@
+"""Serial-link benchmark: HIL validation throughput against the native and the QEMU device.
+
+For each emulated device (native build on a pty; Cortex-M4 image under QEMU mps2-an386 on a
+loopback TCP port) ``aedfw validate`` runs on the same test clips and records:
+
+* clips per second of the whole validation (host reference included) and per clip latency;
+* link efficiency = payload bytes / wire bytes (frame header, CRC, COBS and delimiters are the
+  overhead), and what that means at the configured UART rate: a real 115200-baud 8N1 link moves
+  11 520 bytes/s, so the link alone caps validation at ``11520 / wire bytes per clip`` clips/s;
+* the device's cycle counter per stage.
+
+By default it uses the model, firmware and corpus of an ``aedfw demo`` run (``--demo``); the
+result goes into ``docs/benchmarks.md`` between the ``serial`` markers with ``--docs``.
+
+Usage::
+
+    python benchmarks/serial.py [--demo runs/demo] [--clips 20] [--baud 115200] [--docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+# run as a script, this file's folder comes first on sys.path and would shadow pyserial's
+# `serial` package with this very module
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from firmware_gen.package import firmware  # noqa: E402
+from host_tools.emulate import EmulatedDevice  # noqa: E402
+from host_tools.validate import validate  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- serial:begin -->", "<!-- serial:end -->"
+
+
+def measure(model: Path, fw: Path, data: Path, target: str, clips: int, baud: int, out: Path):
+    """Validate ``clips`` test clips on an emulated ``target``; returns the figures."""
+    t0 = time.perf_counter()
+    with EmulatedDevice(fw, target) as emu:
+        boot = time.perf_counter() - t0
+        r = validate(emu.url, model, data, split="test", limit=clips, out=out / target,
+                     progress=False)  # fmt: skip
+    link = r["link"]
+    wire_per_clip = link["wire_bytes"] / r["n_validated"]
+    return {
+        "target": target,
+        "passed": r["passed"],
+        "clips": r["n_validated"],
+        "boot_s": boot,
+        "clips_per_s": r["clips_per_s"],
+        "latency_ms": r["latency_s"]["median"] * 1e3,
+        "payload_bytes": link["payload_bytes"],
+        "wire_bytes": link["wire_bytes"],
+        "efficiency": link["efficiency"],
+        "wire_bytes_per_clip": wire_per_clip,
+        "uart_clips_per_s": baud / 10 / wire_per_clip,
+        "cycles": {k: v["median"] for k, v in r["cycles"].items() if v},
+        "stack_used": (r["device_stats"] or {}).get("stack_used"),
+    }
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    """The docs section."""
+    lines = [
+        BEGIN,
+        "## Serial link and HIL validation",
+        "",
+        f"`python benchmarks/serial.py` ({meta['clips']} test clips of the `{meta['demo']}` "
+        f"demo, model `{meta['model']}`; {meta['machine']}; {meta['date']}). Link efficiency ="
+        " payload bytes / wire bytes (8-byte header, CRC-32, COBS, two delimiters per frame); "
+        f"the UART bound assumes {meta['baud']} baud 8N1 (10 bits per byte).",
+        "",
+        "| device | validated | clips/s | latency/clip (ms) | wire B/clip | efficiency "
+        f"| clips/s at {meta['baud']} baud | front end / model cycles per clip (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r["cycles"]
+        lines.append(
+            f"| {r['target']} | {r['clips']} {'PASS' if r['passed'] else 'FAIL'} | "
+            f"{r['clips_per_s']:.2f} | {r['latency_ms']:.1f} | {r['wire_bytes_per_clip']:.0f} "
+            f"| {r['efficiency']:.3f} | {r['uart_clips_per_s']:.2f} | "
+            f"{c.get('frontend', 0):.0f} / {c.get('model', 0):.0f} |"
+        )
+    lines += [
+        "",
+        "Cycle counters: host = nanoseconds (CLOCK_MONOTONIC); Cortex-M4 under QEMU = SysTick "
+        "ticks of the 25 MHz clock in virtual time (`-icount shift=0`: 40 instructions per "
+        "tick). QEMU's UART model takes one received byte per emulator main-loop turn, which "
+        "(not the CPU) bounds its clips/s here.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str) -> None:
+    """Replace (or append) the serial section of docs/benchmarks.md."""
+    text = DOCS.read_text()
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?", section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    """Run the benchmark (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demo", type=Path, default=Path("runs/demo"), help="an aedfw demo run")
+    ap.add_argument("--model", type=Path, help="model (default: the demo's .tflite)")
+    ap.add_argument("--clips", type=int, default=20, help="test clips per device")
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--targets", default="host,cortex-m4")
+    ap.add_argument("--docs", action="store_true", help="write the docs/benchmarks.md section")
+    args = ap.parse_args()
+    model = args.model or next(args.demo.glob("*.tflite"), None)
+    if model is None:
+        raise SystemExit(f"no .tflite in {args.demo}: run `aedfw demo --out {args.demo}` first")
+    fw = firmware(model, args.demo / "fw")
+    out = args.demo / "serial-bench"
+    rows = [
+        measure(model, fw, args.demo / "corpus", t, args.clips, args.baud, out)
+        for t in args.targets.split(",")
+    ]
+    meta = {
+        "clips": args.clips,
+        "demo": str(args.demo),
+        "model": model.name,
+        "baud": args.baud,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    print(json.dumps(rows, indent=1))
+    section = markdown(rows, meta)
+    print(section)
+    if args.docs:
+        write_docs(section)
+        print(f"written to {DOCS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""``aedfw emulate``: a software device for the serial protocol when no board is at hand.
+
+* ``host``: the package's native build runs with its stdin/stdout on a pseudo-terminal master;
+  the port is the slave's path (``/dev/pts/N``), which any pyserial client opens.
+* ``cortex-m4``: the Cortex-M4 image boots in ``qemu-system-arm -M mps2-an386`` with UART0 on a
+  loopback TCP server; the port is ``socket://127.0.0.1:PORT``.
+
+Either way the emulator waits for the app's self-test line and a HELLO answer before it hands
+out the URL, and stops the device (its whole process group) on exit, so no process is left.
+
+>>> with emulated_device("fw", "host") as url:
+...     report = validate(url, "model.tflite", "data/manifest.csv")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import serial
+
+from firmware_gen.package import TARGETS, build_firmware, parse_selftest, qemu_command
+from host_tools.device import Device, Hello
+
+BOOT_TIMEOUT_S = 60.0  # self-test line (the Cortex-M4 self-test runs in emulated time)
+
+
+class EmulatedDevice:
+    """A running emulated device (use as a context manager, or call :meth:`start`/:meth:`stop`).
+
+    Parameters
+    ----------
+    fw_dir : str or Path
+        Firmware package written by ``aedfw firmware``; it is built for ``target`` (``make`` is
+        incremental) unless ``exe`` is given.
+    target : {"host", "cortex-m4"}
+        Native process on a pty, or QEMU mps2-an386.
+    exe : str or Path, optional
+        A prebuilt ``aed_app`` / ``aed_app.elf`` to run instead.
+    boot_timeout : float
+        Seconds to wait for the self-test line.
+
+    Attributes
+    ----------
+    url : str
+        The pyserial URL of the device (after :meth:`start`).
+    selftest : dict
+        The app's self-test line, parsed (``firmware_gen.package.parse_selftest``); a FAIL does
+        not stop the emulator: validation is what tells the host what differs.
+    hello : Hello
+        The device's HELLO.
+    """
+
+    def __init__(
+        self,
+        fw_dir: str | Path,
+        target: str = "host",
+        *,
+        exe: str | Path | None = None,
+        boot_timeout: float = BOOT_TIMEOUT_S,
+    ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"emulate target {target!r}: expected one of {', '.join(TARGETS)}")
+        if target == "cortex-m4" and shutil.which("qemu-system-arm") is None:
+            raise RuntimeError("emulating the Cortex-M4 needs qemu-system-arm (make setup)")
+        self.fw_dir, self.target, self.boot_timeout = Path(fw_dir), target, boot_timeout
+        self.exe = Path(exe) if exe is not None else None
+        self.url = ""
+        self.selftest: dict = {}
+        self.hello: Hello | None = None
+        self._proc: subprocess.Popen | None = None
+        self._master = self._slave = -1
+        self._port = 0
+
+    # -- lifecycle --
+    def start(self) -> str:
+        """Build if needed, boot, wait for the self-test line and HELLO; returns :attr:`url`."""
+        if self.exe is None:
+            self.exe = build_firmware(self.fw_dir, self.target)
+        try:
+            if self.target == "host":
+                self._start_host()
+            else:
+                self._start_qemu()
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def _start_host(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._master)  # no echo, no line discipline: a clean 8-bit link
+        tty.setraw(self._slave)
+        self.url = os.ttyname(self._slave)
+        self._spawn([str(self.exe)], stdin=self._master, stdout=self._master)
+        self._boot_host()
+
+    def _boot_host(self) -> None:
+        # our slave fd stays open while the device runs: without it, the master would see a
+        # hang-up whenever the last client closes the port, and the app would stop
+        text = b""
+        deadline = time.monotonic() + self.boot_timeout
+        while not _has_selftest(text):
+            self._check_alive(text)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.exe}: no self-test line within {self.boot_timeout:g} s")
+            if select.select([self._slave], [], [], 0.05)[0]:
+                text += os.read(self._slave, 4096)
+        self.selftest = parse_selftest(text.decode(errors="replace"))
+        with Device(self.url, timeout=2.0) as dev:
+            self.hello = dev.info
+
+    def _start_qemu(self) -> None:
+        self._port = _free_port()
+        self.url = f"socket://127.0.0.1:{self._port}"
+        chardev = f"tcp:127.0.0.1:{self._port},server=on"
+        self._spawn(qemu_command(self.exe, serial=chardev), stdin=subprocess.DEVNULL)
+        # QEMU waits for the first connection before it starts the CPU: connect, read the
+        # self-test line, ask HELLO, disconnect; the server then accepts the next client
+        deadline = time.monotonic() + self.boot_timeout
+        while True:
+            self._check_alive(b"")
+            try:
+                link = serial.serial_for_url(self.url, timeout=0.05)
+                break
+            except serial.SerialException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"QEMU did not open {self.url}") from None
+                time.sleep(0.05)
+        try:
+            text = b""
+            while not _has_selftest(text):
+                self._check_alive(text)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{self.exe}: no self-test line within {self.boot_timeout:g} s: {text!r}"
+                    )
+                text += link.read(4096)
+            self.selftest = parse_selftest(text.decode(errors="replace"))
+            with Device(link, timeout=5.0) as dev:
+                self.hello = dev.info
+        finally:
+            link.close()
+
+    def _spawn(self, cmd: list[str], **kw) -> None:
+        # a session of its own: stop() signals the whole group, nothing outlives us
+        self._proc = subprocess.Popen(
+            cmd, stderr=subprocess.PIPE, start_new_session=True, close_fds=True, **kw
+        )
+
+    def _check_alive(self, text: bytes) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+            raise RuntimeError(
+                f"the {self.target} device exited with status {self._proc.returncode}: "
+                f"{(text.decode(errors='replace') + err)[-2000:]}"
+            )
+
+    @property
+    def running(self) -> bool:
+        """Whether the device process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart(self) -> None:
+        """Power-cycle the device (host target): kill the app and boot it again on the same
+        pty, so clients keep their port and see the reset (FLAG_RESET) on their next request."""
+        if self.target != "host":
+            raise ValueError("restart is implemented for the host target")
+        self._kill()
+        self._spawn([str(self.exe)], stdin=self._master, stdout=self._master)
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def stop(self) -> None:
+        """Stop the device process group and close the pty; safe to call twice."""
+        self._kill()
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+
+    def wait(self) -> int:
+        """Block until the device exits (or a signal arrives); returns its exit status."""
+        if self._proc is None:
+            return 0
+        return self._proc.wait()
+
+    def __enter__(self) -> EmulatedDevice:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _has_selftest(text: bytes) -> bool:
+    return b"\n" in text.partition(b"aedfw selftest")[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def emulated_device(fw_dir: str | Path, target: str = "host", **kwargs) -> Iterator[str]:
+    """Run an emulated device for the duration of a ``with`` block; yields its pyserial URL.
+
+    Parameters
+    ----------
+    fw_dir : str or Path
+        Firmware package folder.
+    target : {"host", "cortex-m4"}
+        See :class:`EmulatedDevice` (``kwargs`` go there too).
+    """
+    with EmulatedDevice(fw_dir, target, **kwargs) as device:
+        yield device.url
+
+
+def emulate(fw_dir: str | Path, target: str = "host") -> int:
+    """``aedfw emulate``: start the device, print its URL, serve until Ctrl-C or SIGTERM.
+
+    Returns
+    -------
+    int
+        0 after a clean stop; 1 if the device process died on its own.
+    """
+
+    def stop(signum, frame):  # SIGTERM -> the same clean path as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with EmulatedDevice(fw_dir, target) as device:
+            h = device.hello
+            print(
+                f"self-test {device.selftest['status']} {device.selftest['passed']}/"
+                f"{device.selftest['clips']}; firmware {h.firmware_version}, model "
+                f"{h.model_hash[:12]}, front end {h.frontend_hash[:12]}, "
+                f"labels {','.join(h.labels)}"
+            )
+            print(f"device ready ({target}): {device.url}", flush=True)
+            print("Ctrl-C to stop", flush=True)
+            try:
+                status = device.wait()
+            except KeyboardInterrupt:
+                print("stopping")
+                return 0
+            print(f"the device exited with status {status}")
+            return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,134 @@
+"""Shared fixtures of the host_tools tests: one tiny model and its firmware package per session.
+
+The model is a random-init two-class DS-CNN on a small front end (8 mel bands, 64-sample hop),
+converted with quantize's API, so that a short clip needs only a few small frames on the link.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_dev.frontend import FrontendConfig
+
+HAS_BUILD = shutil.which("gcc") is not None and shutil.which("make") is not None
+HAS_M4 = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm")
+TINY_FE = FrontendConfig(window_length=128, hop_length=64, fft_size=128, n_mels=8)
+TINY_LABELS = ("engine", "human-voice")  # the most frequent synth classes
+TINY_WINDOW, TINY_HOP = 16, 8
+
+
+@dataclass(frozen=True)
+class TinyPackage:
+    """The session's model, its firmware package and a small manifest dataset."""
+
+    model: Path
+    fw: Path
+    data: Path  # manifest.csv of 200 clips of 1200 samples
+    short: Path  # manifest.csv of 200 clips of 320 samples (fault injection)
+
+
+def make_tiny_model(path: Path, seed: int = 0) -> Path:
+    """Random-init tiny student -> full-int8 .tflite with aedfw metadata at ``path``."""
+    import torch
+
+    from model_dev.arch import build_torch, clip_windows, ds_cnn
+    from model_dev.frontend import Frontend
+    from model_dev.synth import synthesize_clip
+    from quantize.convert import convert_checked
+    from quantize.metadata import ModelMetadata, thresholds_to_q, write_metadata
+
+    torch.manual_seed(seed)
+    spec = ds_cnn(
+        "tiny", [4, 8], [(2, 2)], n_classes=2, window_frames=TINY_WINDOW, n_mels=TINY_FE.n_mels
+    )
+    fe = Frontend(TINY_FE)
+    calib = np.concatenate(
+        [clip_windows(fe(synthesize_clip(i, 3, 1.0)[0]), TINY_WINDOW, 4) for i in range(3)]
+    )
+    tflite, info, _ = convert_checked(build_torch(spec), calib, TINY_FE)
+    path.write_bytes(tflite)
+    thresholds = (0.5, 0.3)
+    meta = ModelMetadata(
+        frontend=TINY_FE,
+        frontend_hash=TINY_FE.hash,
+        labels=TINY_LABELS,
+        thresholds=thresholds,
+        thresholds_q=thresholds_to_q(thresholds, info.output_scale, info.output_zero_point),
+        window_frames=TINY_WINDOW,
+        window_hop_frames=TINY_HOP,
+        aggregation="max",
+        input_scale=info.input_scale,
+        input_zero_point=info.input_zero_point,
+        output_scale=info.output_scale,
+        output_zero_point=info.output_zero_point,
+        arena_bytes=_arena(tflite),
+        model_hash="",
+        arch=spec.name,
+        checkpoint_sha256="0" * 64,
+    )
+    write_metadata(path, meta)
+    return path
+
+
+def _arena(tflite: bytes) -> int:
+    """Smallest TFLM arena, searched from 1 KiB up: quantize.runtime.arena_size bisects from 0,
+    and the tflite_micro runtime segfaults with arenas of a few hundred bytes."""
+    from quantize.runtime import ARENA_STEP, runs_with_arena
+
+    lo, hi = 1024, 65536
+    assert not runs_with_arena(tflite, lo) and runs_with_arena(tflite, hi)
+    while hi - lo > ARENA_STEP:
+        mid = (lo + hi) // 2 // ARENA_STEP * ARENA_STEP
+        lo, hi = (lo, mid) if runs_with_arena(tflite, mid) else (mid, hi)
+    return hi
+
+
+def write_short_clips(folder: Path, n: int, samples: int, seed: int = 5) -> Path:
+    """``n`` clips of ``samples`` samples cut from synthetic clips, as a manifest dataset.
+
+    Labels are the tiny model's classes whose events overlap the cut.
+    """
+    from model_dev.audio import write_wav
+    from model_dev.synth import synthesize_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, per_source, i = [], 4 * 16000 // samples, 0
+    while len(rows) < n:
+        audio, events = synthesize_clip(i, seed, 4.0)
+        for k in range(min(per_source, n - len(rows))):
+            start = k * samples
+            t0, t1 = start / 16000, (start + samples) / 16000
+            labels = sorted(
+                {e.label for e in events if e.onset_s < t1 and e.offset_s > t0} & set(TINY_LABELS)
+            )
+            name = f"clip{len(rows):04d}.wav"
+            write_wav(folder / name, audio[start : start + samples])
+            rows.append({"path": name, "labels": ";".join(labels), "split": "test"})
+        i += 1
+    table = folder / "manifest.csv"
+    with table.open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "labels", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return table
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> TinyPackage:
+    """Tiny model + firmware package (host build) + short clips, built once per session."""
+    if not HAS_BUILD:
+        pytest.skip("needs gcc and make")
+    from firmware_gen.package import firmware
+
+    root = tmp_path_factory.mktemp("tiny")
+    model = make_tiny_model(root / "tiny.tflite")
+    fw = firmware(model, root / "fw", build="host")
+    data = write_short_clips(root / "clips", 200, 1200)
+    short = write_short_clips(root / "short", 200, 320)
+    return TinyPackage(model, fw, data, short)
