@@ -42,6 +42,7 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     from model_dev.synth import synthesize_clip
     from quantize.convert import convert_checked
     from quantize.metadata import ModelMetadata, thresholds_to_q, write_metadata
+    from quantize.runtime import arena_size
 
     torch.manual_seed(seed)
     spec = ds_cnn(
@@ -67,26 +68,13 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
         input_zero_point=info.input_zero_point,
         output_scale=info.output_scale,
         output_zero_point=info.output_zero_point,
-        arena_bytes=_arena(tflite),
+        arena_bytes=arena_size(tflite),
         model_hash="",
         arch=spec.name,
         checkpoint_sha256="0" * 64,
     )
     write_metadata(path, meta)
     return path
-
-
-def _arena(tflite: bytes) -> int:
-    """Smallest TFLM arena, searched from 1 KiB up: quantize.runtime.arena_size bisects from 0,
-    and the tflite_micro runtime segfaults with arenas of a few hundred bytes."""
-    from quantize.runtime import ARENA_STEP, runs_with_arena
-
-    lo, hi = 1024, 65536
-    assert not runs_with_arena(tflite, lo) and runs_with_arena(tflite, hi)
-    while hi - lo > ARENA_STEP:
-        mid = (lo + hi) // 2 // ARENA_STEP * ARENA_STEP
-        lo, hi = (lo, mid) if runs_with_arena(tflite, mid) else (mid, hi)
-    return hi
 
 
 def write_short_clips(folder: Path, n: int, samples: int, seed: int = 5) -> Path:
