@@ -102,28 +102,14 @@ def cortex_m4(name: str, model: Path, work: Path, arena: int) -> dict:
     """Cortex-M4 figures of one converted student: its package (metadata added to a copy of
     the model), bytes and instructions under QEMU."""
     from quantize.convert import check_graph
-    from quantize.metadata import ModelMetadata, thresholds_to_q, write_metadata
+    from quantize.metadata import ModelMetadata, write_metadata
 
     spec, cfg = STUDENTS[name], FrontendConfig()
     info = check_graph(model.read_bytes(), str(model))
     n = spec.n_classes
-    meta = ModelMetadata(
-        frontend=cfg,
-        frontend_hash=cfg.hash,
-        labels=tuple(f"class{c}" for c in range(n)),
-        thresholds=(0.5,) * n,
-        thresholds_q=thresholds_to_q((0.5,) * n, info.output_scale, info.output_zero_point),
-        window_frames=spec.window_frames,
-        window_hop_frames=HOP_FRAMES,
-        aggregation="max",
-        input_scale=info.input_scale,
-        input_zero_point=info.input_zero_point,
-        output_scale=info.output_scale,
-        output_zero_point=info.output_zero_point,
-        arena_bytes=arena,
-        model_hash="",
-        arch=spec.name,
-        checkpoint_sha256="0" * 64,
+    labels = tuple(f"class{c}" for c in range(n))
+    meta = ModelMetadata.for_graph(
+        info, cfg, labels, (0.5,) * n, spec.window_frames, HOP_FRAMES, arena, spec.name
     )
     with_meta = work / f"{name}-meta.tflite"
     shutil.copyfile(model, with_meta)

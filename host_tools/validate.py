@@ -41,6 +41,7 @@ from host_tools.device import (
     SerialLike,
 )
 from model_dev.arch import clip_windows
+from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
 from model_dev.evaluate import auprc
 from model_dev.frontend import Frontend
@@ -330,7 +331,7 @@ def validate(
         _plot_mismatch(out / "mismatch.png", report.pop("_mismatch_pair"), report)
     report.pop("_mismatch_pair", None)
     _plot_latency(out / "latency.png", report.pop("_latency"), report.pop("_window_cycles"))
-    (out / "report.json").write_text(json.dumps(_finite(report), indent=1) + "\n")
+    (out / "report.json").write_text(json.dumps(json_finite(report), indent=1) + "\n")
     (out / "report.md").write_text(markdown(report))
     return report
 
@@ -475,18 +476,6 @@ def _summary(values: Sequence[float]) -> dict | None:
         "p95": float(np.percentile(v, 95)),
         "max": float(v.max()),
     }
-
-
-def _finite(obj: object) -> object:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    return obj
 
 
 def _plt():

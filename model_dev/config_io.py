@@ -1,11 +1,29 @@
-"""JSON round trip shared by the frozen config dataclasses (FrontendConfig, TrainConfig)."""
+"""JSON round trip shared by the frozen config dataclasses (FrontendConfig, TrainConfig), and
+strict-JSON report values."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Self
+
+import numpy as np
+
+
+def json_finite(obj: object) -> object:
+    """``obj`` with NaN and infinities replaced by None and numpy scalars by Python ones, so
+    ``json.dumps(..., allow_nan=False)`` (strict JSON) accepts it."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_finite(v) for v in obj]
+    return obj
 
 
 class JsonConfig:

@@ -76,7 +76,7 @@ from model_dev.arch import (
     build_torch,
     clip_windows,
 )
-from model_dev.config_io import JsonConfig
+from model_dev.config_io import JsonConfig, json_finite
 from model_dev.distill import DistillConfig, distillation_loss
 from model_dev.evaluate import auprc, operating_thresholds, plot_pr_curves
 from model_dev.features import FeatureSet
@@ -804,17 +804,6 @@ def train(
 # --------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------
-def _finite(obj: object) -> object:
-    """``obj`` with NaN and infinities replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def evaluate(
     checkpoint: str | Path,
     feature_set: FeatureSet,
@@ -916,6 +905,6 @@ def evaluate(
             title=f"{ckpt['arch']['name']}: {split}",
         )
         result["files"] = {"pr_curves": str(png), "evaluation": str(out / "evaluation.json")}
-        text = json.dumps(_finite(result), indent=1, allow_nan=False) + "\n"
+        text = json.dumps(json_finite(result), indent=1, allow_nan=False) + "\n"
         _atomic_write(out / "evaluation.json", lambda tmp: Path(tmp).write_text(text))
     return result

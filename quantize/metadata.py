@@ -97,6 +97,51 @@ class ModelMetadata:
     state_dict_sha256: str = ""
     threshold_source: str = ""
 
+    @classmethod
+    def for_graph(
+        cls,
+        info,
+        frontend: FrontendConfig,
+        labels,
+        thresholds,
+        window_frames: int,
+        window_hop_frames: int,
+        arena_bytes: int,
+        arch: str,
+        **extra,
+    ) -> ModelMetadata:
+        """Metadata of a converted graph: I/O quantisation and ``thresholds_q`` from ``info``.
+
+        Parameters
+        ----------
+        info : quantize.convert.GraphInfo
+            :func:`~quantize.convert.check_graph` of the model.
+        frontend, labels, thresholds, window_frames, window_hop_frames, arena_bytes, arch
+            The fields of the same names.
+        **extra
+            ``checkpoint_sha256`` (default 64 zeros: no checkpoint), ``state_dict_sha256``,
+            ``threshold_source``.
+        """
+        thresholds = tuple(float(t) for t in thresholds)
+        return cls(
+            frontend=frontend,
+            frontend_hash=frontend.hash,
+            labels=tuple(labels),
+            thresholds=thresholds,
+            thresholds_q=thresholds_to_q(thresholds, info.output_scale, info.output_zero_point),
+            window_frames=window_frames,
+            window_hop_frames=window_hop_frames,
+            aggregation="max",
+            input_scale=info.input_scale,
+            input_zero_point=info.input_zero_point,
+            output_scale=info.output_scale,
+            output_zero_point=info.output_zero_point,
+            arena_bytes=arena_bytes,
+            model_hash="",  # set by embed_metadata
+            arch=arch,
+            **{"checkpoint_sha256": "0" * 64, **extra},
+        )
+
     def to_dict(self) -> dict:
         """JSON-able dict (``inf`` thresholds as the string ``"inf"``)."""
         d = asdict(self)

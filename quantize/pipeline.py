@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,11 +32,12 @@ import numpy as np
 import torch
 
 from model_dev.arch import clip_windows
+from model_dev.config_io import json_finite
 from model_dev.evaluate import auprc, operating_thresholds
 from model_dev.features import FeatureSet
 from model_dev.train import TrainConfig, check_compatible, load_checkpoint
 from quantize.convert import convert_checked, dequantize
-from quantize.metadata import ModelMetadata, embed_metadata, read_metadata, thresholds_to_q
+from quantize.metadata import ModelMetadata, embed_metadata, read_metadata
 from quantize.runtime import arena_size, run_litert, run_tflm
 
 
@@ -90,17 +90,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _finite(obj: object) -> object:
-    """``obj`` with NaN/inf replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def parity(golden: np.ndarray, other: np.ndarray, classes: Sequence[str]) -> dict:
@@ -279,24 +268,15 @@ def quantize(
         val_labels = np.asarray(feature_set.labels)[val_clips]
         thresholds = [float(t) for t in operating_thresholds(val_labels, val_scores)]
         source = f"computed by quantize (float max F1 on {','.join(cfg.val_splits)})"
-    thresholds_q = thresholds_to_q(thresholds, info.output_scale, info.output_zero_point)
-
-    md = ModelMetadata(
-        frontend=feature_set.config,
-        frontend_hash=feature_set.config.hash,
-        labels=tuple(classes),
-        thresholds=tuple(thresholds),
-        thresholds_q=thresholds_q,
-        window_frames=wf,
-        window_hop_frames=hop,
-        aggregation="max",
-        input_scale=info.input_scale,
-        input_zero_point=info.input_zero_point,
-        output_scale=info.output_scale,
-        output_zero_point=info.output_zero_point,
-        arena_bytes=arena,
-        model_hash="",  # set by embed_metadata
-        arch=spec.name,
+    md = ModelMetadata.for_graph(
+        info,
+        feature_set.config,
+        classes,
+        thresholds,
+        wf,
+        hop,
+        arena,
+        spec.name,
         checkpoint_sha256=_sha256_file(ckpt_path),
         state_dict_sha256=meta["state_dict_sha256"],
         threshold_source=source,
@@ -357,7 +337,7 @@ def quantize(
         "thresholds": {
             "classes": list(classes),
             "values": list(thresholds),
-            "q": list(thresholds_q),
+            "q": list(md.thresholds_q),
             "source": source,
         },
         "files": files,
@@ -369,6 +349,8 @@ def quantize(
         classes,
         f"{spec.name}: float vs int8 clip scores ({split})",
     )
-    Path(files["json"]).write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+    Path(files["json"]).write_text(
+        json.dumps(json_finite(report), indent=1, allow_nan=False) + "\n"
+    )
     Path(files["markdown"]).write_text(_markdown(report))
     return report

@@ -38,7 +38,6 @@ def make_model(path, arch: str = "s5k", seed: int = 0):
     from quantize.metadata import (
         ModelMetadata,
         read_metadata,
-        thresholds_to_q,
         write_metadata,
     )
     from quantize.runtime import arena_size
@@ -58,25 +57,9 @@ def make_model(path, arch: str = "s5k", seed: int = 0):
     labels = ("engine", "machinery-impact", "non-machinery-impact", "powered-saw")
     labels += ("alert-signal", "music", "human-voice", "dog")
     thresholds = (0.5, 0.3, 0.7, 0.5, 0.1, 0.9, 0.5, float("inf"))
-    meta = ModelMetadata(
-        frontend=cfg,
-        frontend_hash=cfg.hash,
-        labels=labels[: spec.n_classes],
-        thresholds=thresholds[: spec.n_classes],
-        thresholds_q=thresholds_to_q(
-            thresholds[: spec.n_classes], info.output_scale, info.output_zero_point
-        ),
-        window_frames=spec.window_frames,
-        window_hop_frames=50,
-        aggregation="max",
-        input_scale=info.input_scale,
-        input_zero_point=info.input_zero_point,
-        output_scale=info.output_scale,
-        output_zero_point=info.output_zero_point,
-        arena_bytes=arena_size(tflite),
-        model_hash="",
-        arch=spec.name,
-        checkpoint_sha256="0" * 64,
+    n = spec.n_classes
+    meta = ModelMetadata.for_graph(
+        info, cfg, labels[:n], thresholds[:n], spec.window_frames, 50, arena_size(tflite), spec.name
     )
     write_metadata(path, meta)
     return read_metadata(path), tflite

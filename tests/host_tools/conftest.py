@@ -41,7 +41,7 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     from model_dev.frontend import Frontend
     from model_dev.synth import synthesize_clip
     from quantize.convert import convert_checked
-    from quantize.metadata import ModelMetadata, thresholds_to_q, write_metadata
+    from quantize.metadata import ModelMetadata, write_metadata
     from quantize.runtime import arena_size
 
     torch.manual_seed(seed)
@@ -55,23 +55,8 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     tflite, info, _ = convert_checked(build_torch(spec), calib, TINY_FE)
     path.write_bytes(tflite)
     thresholds = (0.5, 0.3)
-    meta = ModelMetadata(
-        frontend=TINY_FE,
-        frontend_hash=TINY_FE.hash,
-        labels=TINY_LABELS,
-        thresholds=thresholds,
-        thresholds_q=thresholds_to_q(thresholds, info.output_scale, info.output_zero_point),
-        window_frames=TINY_WINDOW,
-        window_hop_frames=TINY_HOP,
-        aggregation="max",
-        input_scale=info.input_scale,
-        input_zero_point=info.input_zero_point,
-        output_scale=info.output_scale,
-        output_zero_point=info.output_zero_point,
-        arena_bytes=arena_size(tflite),
-        model_hash="",
-        arch=spec.name,
-        checkpoint_sha256="0" * 64,
+    meta = ModelMetadata.for_graph(
+        info, TINY_FE, TINY_LABELS, thresholds, TINY_WINDOW, TINY_HOP, arena_size(tflite), spec.name
     )
     write_metadata(path, meta)
     return path
