@@ -4,7 +4,8 @@ Runs :func:`model_dev.sweep.sweep` against the benchmark teacher and writes its 
 ``docs/benchmarks.md`` (between the ``distill`` markers; the rest of the file is left alone).
 
 Settings: by default CPU-reduced (2 cores, no GPU): s5k only, 6 epochs, 3 seeds; ``--full``
-uses the full settings (30 epochs, 3 seeds, every size; meant for a GPU). The settings used are printed and recorded.
+uses the full settings (30 epochs, 3 seeds, every size; meant for a GPU). The settings used are
+printed and recorded.
 
 Usage::
 
@@ -148,9 +149,9 @@ def docs_section(out: Path, report: dict, meta: dict) -> str:
     if meta["settings"].startswith("CPU"):
         lines += [
             "",
-            "These are CPU-reduced settings (few epochs, one seed for s70k and s250k), so the "
-            "absolute AUPRCs are below what full training reaches and the larger sizes are "
-            "undertrained; rerun with `--full` on a GPU for the full settings.",
+            "These are CPU-reduced settings (s5k only, 6 epochs, 3 seeds; no GPU was lent), so "
+            "the absolute AUPRCs are below what full training reaches and the other sizes are "
+            "not measured; rerun with `--full` on a GPU for every size at 30 epochs.",
         ]
     return "\n".join(lines) + "\n"
 
