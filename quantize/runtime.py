@@ -18,6 +18,8 @@ from quantize.tflite_model import read_tflite
 
 #: TFLM aligns arena allocations to 16 bytes; the arena search resolves to this step.
 ARENA_STEP = 16
+#: Smallest arena probed: the runtime crashes on arenas of a few hundred bytes (see arena_size).
+ARENA_FLOOR = 1024
 
 
 def _windows(windows_q: np.ndarray) -> np.ndarray:
@@ -112,10 +114,10 @@ def runs_with_arena(tflite: bytes, arena_size: int, window_q: np.ndarray | None 
 def arena_size(tflite: bytes, hi: int | None = None) -> int:
     """Smallest TFLM tensor arena (multiple of 16 bytes) with which the model allocates and runs.
 
-    Binary search between the largest activation tensor's size and ``hi``: the result runs,
-    16 bytes less does not. The figure is the host (64-bit) runtime's; the arena also holds
-    TFLM's per-tensor bookkeeping, whose size depends on pointer width, so a 32-bit MCU build
-    typically needs a little less.
+    Binary search between ``max(largest activation tensor, ARENA_FLOOR)`` and ``hi``: the result
+    runs, 16 bytes less does not. The figure is the host (64-bit) runtime's; the arena also
+    holds TFLM's per-tensor bookkeeping, whose size depends on pointer width, so a 32-bit MCU
+    build typically needs a little less.
 
     Parameters
     ----------
@@ -140,12 +142,13 @@ def arena_size(tflite: bytes, hi: int | None = None) -> int:
         if hi > 1 << 28:
             raise RuntimeError("TFLM cannot run the model with any arena up to 256 MiB")
         hi *= 2
-    # The largest activation tensor must fit, so smaller arenas cannot run; searching from there
-    # also keeps away from the tiny arenas with which the tflite_micro runtime segfaults.
+    # Smaller arenas than the largest activation tensor cannot run, and the tflite_micro runtime
+    # segfaults (kills the process) with arenas below about 1 KiB instead of reporting failure:
+    # the search starts above both. TFLM's own bookkeeping alone needs more than 1 KiB.
     activations = [t.size for t in read_tflite(tflite).tensors if t.data is None]
-    lo = max(activations) // ARENA_STEP * ARENA_STEP  # invariant: lo fails, hi runs
+    lo = max(max(activations), ARENA_FLOOR) // ARENA_STEP * ARENA_STEP  # lo fails, hi runs
     if runs_with_arena(tflite, lo):
-        raise RuntimeError(f"TFLM ran with {lo} bytes, no more than its largest tensor")
+        raise RuntimeError(f"TFLM ran with {lo} bytes: below the search floor, cannot bisect")
     while hi - lo > ARENA_STEP:
         mid = (lo + hi) // 2 // ARENA_STEP * ARENA_STEP
         if runs_with_arena(tflite, mid):
