@@ -238,6 +238,7 @@ def _demo(args: argparse.Namespace) -> None:
         "teacher_epochs": args.teacher_epochs,
         "student_epochs": args.student_epochs,
         "validate_clips": args.validate_clips,
+        "torch_threads": args.torch_threads,
     }
     config = replace(DemoConfig(), **{k: v for k, v in sizes.items() if v is not None})
     report = demo(
@@ -297,7 +298,7 @@ Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable]
 
 def _commands() -> list[Command]:
     def synth_args(p):
-        p.add_argument("--preset", default="default", help="tiny | default | large")
+        p.add_argument("--preset", default="default", help="tiny | small | default | large")
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--jobs", type=int, default=2, help="worker processes")
@@ -389,7 +390,7 @@ def _commands() -> list[Command]:
 
     def demo_args(p):
         p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
-        p.add_argument("--preset", default="tiny", help="built-in corpus size")
+        p.add_argument("--preset", default="small", help="built-in corpus size (default small)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--jobs", type=int, default=2, help="worker processes")
         p.add_argument(
@@ -398,8 +399,9 @@ def _commands() -> list[Command]:
             choices=("host", "cortex-m4"),
             help="emulated device to validate (default cortex-m4 under QEMU)",
         )
-        p.add_argument("--teacher-epochs", type=int, help="default 15")
-        p.add_argument("--student-epochs", type=int, help="default 12")
+        p.add_argument("--teacher-epochs", type=int, help="default 30")
+        p.add_argument("--student-epochs", type=int, help="default 30")
+        p.add_argument("--torch-threads", type=int, help="training threads (default 1)")
         p.add_argument("--validate-clips", type=int, help="default 8 (None: the whole test split)")
 
     def emulate_args(p):

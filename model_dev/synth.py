@@ -24,8 +24,9 @@ Output layout of :func:`synth`::
     out_dir/corpus.json            generator, version, preset, seed, n_clips, classes
 
 Each clip's randomness comes only from ``SeedSequence([seed, index])``, so a corpus is
-byte-identical for a seed whatever the number of worker processes. Bump :data:`VERSION` whenever
-the generated audio or tables change for a given seed.
+byte-identical for a seed whatever the number of worker processes, and presets of the same clip
+length share their first clips and splits (``tiny``'s 120 are the first of ``small``'s 800).
+Bump :data:`VERSION` whenever the generated audio or tables change for a given seed.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ PRESETS: dict[str, SynthPreset] = {
     p.name: p
     for p in (
         SynthPreset("tiny", 120, 3.0, (0.7, 0.15, 0.15)),
+        SynthPreset("small", 800, 3.0, (0.7, 0.15, 0.15)),
         SynthPreset("default", 2000, 4.0, (0.7, 0.15, 0.15)),
         SynthPreset("large", 10000, 10.0, (0.7, 0.15, 0.15)),
     )
@@ -757,8 +759,8 @@ def synth(
     out_dir : str or Path
         Output directory (created; existing files of the same names are overwritten).
     preset : str
-        A key of :data:`PRESETS`: ``"tiny"`` (120 x 3 s, for tests), ``"default"``
-        (2000 x 4 s) or ``"large"`` (10000 x 10 s).
+        A key of :data:`PRESETS`: ``"tiny"`` (120 x 3 s, for tests), ``"small"`` (800 x 3 s,
+        ``aedfw demo``'s), ``"default"`` (2000 x 4 s) or ``"large"`` (10000 x 10 s).
     seed : int
         Corpus seed; the output is byte-identical for a seed whatever ``jobs``.
     jobs : int

@@ -31,3 +31,6 @@ def test_demo_tiny_whole_chain(tmp_path):
         assert 0 < data["auprc"][key]["micro"] <= 1
     assert data["memory"]["flash"]["total"] > data["quantize"]["model_bytes"] > 0
     assert set(data["timings"]) >= {"teacher_s", "student_s", "quantize_s", "validate_s"}
+    assert set(data["cpu_s"]) == set(data["timings"]) and data["total_cpu_s"] > 0
+    text = report.read_text()
+    assert "on the device, first 3 test clips" in text and "on the host, same 3 clips" in text
