@@ -33,7 +33,6 @@ import numpy as np
 
 from firmware_gen.frontend_c import write_frontend
 from firmware_gen.render import render, write_if_changed
-from model_dev.arch import clip_windows
 from model_dev.frontend import Frontend
 
 TARGETS = ("host", "cortex-m4")
@@ -108,7 +107,7 @@ def golden_clips(tflite: bytes, meta) -> list[dict]:
         ``window_scores`` (int8 [windows, classes]), ``clip_scores``, ``decisions`` and sizes.
     """
     from model_dev.synth import synthesize_clip
-    from quantize.runtime import run_tflm
+    from quantize.runtime import clip_outputs
 
     cfg = meta.frontend
     fe = Frontend(cfg)
@@ -120,9 +119,9 @@ def golden_clips(tflite: bytes, meta) -> list[dict]:
         seconds = -(-n // cfg.sample_rate) + 1
         audio = synthesize_clip(index, seed=0, duration_s=float(seconds))[0][:n]
         features = fe(audio)
-        scores = run_tflm(tflite, clip_windows(features, w, h), meta.arena_bytes)
-        clip_scores = scores.max(axis=0)
-        decisions = (clip_scores.astype(np.int16) >= np.array(meta.thresholds_q)).astype(np.uint8)
+        ((scores, clip_scores, decisions),) = clip_outputs(
+            tflite, meta, [features], meta.arena_bytes
+        )
         clips.append(
             {
                 "name": name,
@@ -133,7 +132,7 @@ def golden_clips(tflite: bytes, meta) -> list[dict]:
                 "window_scores": scores.ravel(),
                 "n_windows": len(scores),
                 "clip_scores": clip_scores,
-                "decisions": decisions,
+                "decisions": decisions.astype(np.uint8),
             }
         )
     return clips

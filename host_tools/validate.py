@@ -40,7 +40,6 @@ from host_tools.device import (
     ProtocolError,
     SerialLike,
 )
-from model_dev.arch import clip_windows
 from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
 from model_dev.evaluate import auprc
@@ -78,29 +77,15 @@ def host_reference(tflite: bytes, meta, audios: Sequence[np.ndarray]) -> list[Re
         int16 clips.
     """
     from model_dev.arch import window_starts
-    from quantize.runtime import run_tflm
+    from quantize.runtime import clip_outputs
 
     fe = Frontend(meta.frontend)
     w, h = meta.window_frames, meta.window_hop_frames
     feats = [fe(a) for a in audios]
-    windows = [clip_windows(f, w, h) for f in feats]
-    scores = run_tflm(tflite, np.concatenate(windows)) if windows else np.zeros((0, 0), np.int8)
-    thresholds = np.asarray(meta.thresholds_q, np.int16)
-    refs, pos = [], 0
-    for f, win in zip(feats, windows, strict=True):
-        s = scores[pos : pos + len(win)]
-        pos += len(win)
-        clip = s.max(axis=0)
-        refs.append(
-            Reference(
-                f,
-                np.asarray(window_starts(len(f), w, h), np.int64),
-                s,
-                clip,
-                clip.astype(np.int16) >= thresholds,
-            )
-        )
-    return refs
+    return [
+        Reference(f, np.asarray(window_starts(len(f), w, h), np.int64), *outputs)
+        for f, outputs in zip(feats, clip_outputs(tflite, meta, feats), strict=True)
+    ]
 
 
 def compare(ref: Reference, got: ClassifyResult, labels: Sequence[str]) -> dict | None:

@@ -97,6 +97,47 @@ def run_tflm(tflite: bytes, windows_q: np.ndarray, arena_size: int | None = None
     return np.array(out, dtype=np.int8).reshape(len(w), -1)
 
 
+def clip_outputs(
+    tflite: bytes, meta, features: list[np.ndarray], arena_size: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """What a device must answer for each clip's features: the host golden of the post-processing.
+
+    Windows per :func:`model_dev.arch.clip_windows`, scores through :func:`run_tflm` (one
+    interpreter for all clips), clip score = max over windows, decision = clip score >=
+    ``meta.thresholds_q`` (compared as int16: 128 never fires).
+
+    Parameters
+    ----------
+    tflite : bytes
+        Full-int8 model.
+    meta : quantize.metadata.ModelMetadata
+        Its window, hop and int8 thresholds.
+    features : list of np.ndarray
+        int8 ``[frames, mels]`` per clip.
+    arena_size : int, optional
+        As in :func:`run_tflm`.
+
+    Returns
+    -------
+    list of (window_scores, clip_scores, decisions)
+        int8 ``[windows, classes]``, int8 ``[classes]``, bool ``[classes]`` per clip.
+    """
+    from model_dev.arch import clip_windows
+
+    windows = [clip_windows(f, meta.window_frames, meta.window_hop_frames) for f in features]
+    if not windows:
+        return []
+    scores = run_tflm(tflite, np.concatenate(windows), arena_size)
+    thresholds = np.asarray(meta.thresholds_q, np.int16)
+    out, pos = [], 0
+    for win in windows:
+        s = scores[pos : pos + len(win)]
+        pos += len(win)
+        clip = s.max(axis=0)
+        out.append((s, clip, clip.astype(np.int16) >= thresholds))
+    return out
+
+
 def runs_with_arena(tflite: bytes, arena_size: int, window_q: np.ndarray | None = None) -> bool:
     """Whether the TFLM runtime allocates and invokes ``tflite`` with ``arena_size`` bytes."""
     try:
