@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from aedfw.config import load_frontend_config
 
 if TYPE_CHECKING:
-    from model_dev.train import TrainConfig
+    from model_dev.train_config import TrainConfig
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def _features(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     """TrainConfig from defaults < ``--config`` file < command-line flags."""
     from aedfw.config import read_config_file
-    from model_dev.train import DISTILL_TERMS, TrainConfig
+    from model_dev.train_config import DISTILL_TERMS, TrainConfig
 
     fields = read_config_file(args.config) if args.config else {}
     flags = {
@@ -120,10 +120,11 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from model_dev.checkpoint import load_checkpoint
     from model_dev.datasets import load_dataset
+    from model_dev.evaluate import evaluate
     from model_dev.features import features
     from model_dev.frontend import FrontendConfig
-    from model_dev.train import evaluate, load_checkpoint
 
     _, meta = load_checkpoint(args.checkpoint)
     frontend = FrontendConfig.from_dict(meta["frontend"], f"{args.checkpoint}: frontend")
@@ -177,10 +178,10 @@ def _sweep(args: argparse.Namespace) -> None:
     if args.report_only:
         report = write_report(args.out)
     else:
+        from model_dev.checkpoint import load_checkpoint
         from model_dev.datasets import load_dataset
         from model_dev.features import features
         from model_dev.frontend import FrontendConfig
-        from model_dev.train import load_checkpoint
 
         if args.data is None or args.teacher is None:
             raise ValueError("sweep: --data and --teacher are required (unless --report-only)")
@@ -197,10 +198,10 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _quantize(args: argparse.Namespace) -> None:
+    from model_dev.checkpoint import load_checkpoint
     from model_dev.datasets import load_dataset
     from model_dev.features import features
     from model_dev.frontend import FrontendConfig
-    from model_dev.train import load_checkpoint
     from quantize import quantize
 
     _, meta = load_checkpoint(args.checkpoint, expect_kind="student")

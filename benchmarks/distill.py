@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 
 from model_dev.arch import ArchSpec, spec_stats
+from model_dev.checkpoint import load_checkpoint
 from model_dev.datasets import load_dataset
 from model_dev.features import features
 from model_dev.frontend import FrontendConfig
 from model_dev.sweep import SweepConfig, sweep, write_report
-from model_dev.train import load_checkpoint
 
 BEGIN, END = "<!-- distill-benchmark:begin -->", "<!-- distill-benchmark:end -->"
 

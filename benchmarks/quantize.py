@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 from model_dev.arch import STUDENTS, ArchSpec, spec_stats
+from model_dev.checkpoint import load_checkpoint
 from model_dev.datasets import load_dataset
 from model_dev.features import features
 from model_dev.frontend import FrontendConfig
-from model_dev.train import TrainConfig, load_checkpoint, train
+from model_dev.train import train
+from model_dev.train_config import TrainConfig
 
 
 def _quantize_fn():

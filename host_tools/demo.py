@@ -127,7 +127,9 @@ def demo(
     from firmware_gen.package import firmware
     from host_tools.emulate import emulated_device
     from host_tools.validate import validate
-    from model_dev.train import TrainConfig, evaluate, train
+    from model_dev.evaluate import evaluate
+    from model_dev.train import train
+    from model_dev.train_config import TrainConfig
     from quantize import quantize
 
     cfg = config or DemoConfig()

@@ -1,11 +1,23 @@
-"""Multi-label evaluation: AUPRC (average precision), operating thresholds, PR curves."""
+"""Multi-label evaluation: AUPRC (average precision), operating thresholds, PR curves, and
+:func:`evaluate` of a checkpoint."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.metrics import average_precision_score, precision_recall_curve
+
+from model_dev.checkpoint import check_compatible, open_checkpoint, save_checkpoint
+from model_dev.config_io import json_finite
+from model_dev.device import resolve_device
+from model_dev.features import FeatureSet
+from model_dev.fileio import atomic_write_text
+from model_dev.train_config import TrainConfig
+from model_dev.windows import predict, split_windows
 
 
 def auprc(labels: np.ndarray, scores: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
@@ -108,3 +120,109 @@ def plot_pr_curves(
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def evaluate(
+    checkpoint: str | Path,
+    feature_set: FeatureSet,
+    split: str = "test",
+    out_dir: str | Path | None = None,
+    target_precision: float | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+) -> dict:
+    """AUPRC, per-class AP and operating thresholds of a checkpoint.
+
+    Clip scores are ``sigmoid(max over windows of the logits)``, windows as in training. The
+    per-class thresholds (:func:`~model_dev.evaluate.operating_thresholds`, on the checkpoint's
+    validation splits) are applied to ``split`` and written back into the checkpoint (atomically)
+    under ``"thresholds"`` for the device's post-processing.
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        A checkpoint written by :func:`train`.
+    feature_set : FeatureSet
+        Features with the checkpoint's classes and front end.
+    split : str
+        Split to evaluate.
+    out_dir : str or Path, optional
+        If given, ``evaluation.json`` and ``pr_<split>.png`` are written there.
+    target_precision : float, optional
+        Thresholds at this precision instead of at maximum F1.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+    batch_size : int
+        Clips per inference batch.
+
+    Returns
+    -------
+    dict
+        ``checkpoint``, ``kind``, ``arch``, ``state_dict_sha256``, ``frontend_hash``, ``split``,
+        ``n_clips``, ``metrics`` (:func:`~model_dev.evaluate.auprc`: micro, macro, chance,
+        ``ap/<class>``), ``thresholds`` (``classes``, ``values`` (``inf``: never fires),
+        ``split``, ``method``, ``target_precision``, ``score``), ``at_thresholds`` (per class:
+        threshold, precision, recall, f1 on ``split``) and ``files``.
+    """
+    path = Path(checkpoint)
+    model, ckpt = open_checkpoint(path, None)
+    check_compatible(ckpt, feature_set, str(path))
+    cfg = TrainConfig.from_dict(ckpt["train_config"], f"{path}: train_config")
+    dev = resolve_device(device)
+    model.to(dev)
+    classes = feature_set.classes
+
+    def scores(splits: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        data = split_windows(feature_set, splits, model.spec, cfg.window_hop_frames)
+        logits = torch.from_numpy(predict(model, data, dev, batch_size))
+        return data.labels.numpy(), torch.sigmoid(logits).numpy()
+
+    val_labels, val_scores = scores(cfg.val_splits)
+    values = operating_thresholds(val_labels, val_scores, target_precision)
+    labels, probs = scores([split])
+    decided, truth = probs >= values, labels > 0
+    tp = (decided & truth).sum(0)
+    precision = tp / np.maximum(decided.sum(0), 1)
+    recall = tp / np.maximum(truth.sum(0), 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    thresholds = {
+        "classes": list(classes),
+        "values": [float(v) for v in values],
+        "split": ",".join(cfg.val_splits),
+        "method": "max_f1" if target_precision is None else "target_precision",
+        "target_precision": target_precision,
+        "score": "sigmoid(max over windows of the logits); fires when score >= value",
+    }
+    result = {
+        "checkpoint": str(path),
+        "kind": ckpt["kind"],
+        "arch": ckpt["arch"]["name"],
+        "state_dict_sha256": ckpt["state_dict_sha256"],
+        "frontend_hash": ckpt["frontend_hash"],
+        "split": split,
+        "n_clips": len(labels),
+        "metrics": auprc(labels, probs, classes),
+        "thresholds": thresholds,
+        "at_thresholds": {
+            c: {"threshold": float(values[i]), "precision": float(precision[i])}
+            | {"recall": float(recall[i]), "f1": float(f1[i])}
+            for i, c in enumerate(classes)
+        },
+        "files": {},
+    }
+    save_checkpoint({**ckpt, "thresholds": thresholds}, path)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        png = plot_pr_curves(
+            labels,
+            probs,
+            classes,
+            out / f"pr_{split}.png",
+            title=f"{ckpt['arch']['name']}: {split}",
+        )
+        result["files"] = {"pr_curves": str(png), "evaluation": str(out / "evaluation.json")}
+        text = json.dumps(json_finite(result), indent=1, allow_nan=False) + "\n"
+        atomic_write_text(out / "evaluation.json", text)
+    return result

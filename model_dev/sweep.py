@@ -3,7 +3,7 @@
 Jobs
 ----
 Every (student, method, seed) is one :func:`~model_dev.train.train` run in
-``OUT/jobs/<student>-<method>-s<seed>/``, followed by :func:`~model_dev.train.evaluate` of its
+``OUT/jobs/<student>-<method>-s<seed>/``, followed by :func:`~model_dev.evaluate.evaluate` of its
 ``best.pt`` on the test split (operating thresholds saved in the checkpoint) and a
 ``result.json`` (metrics, per-class AP and operating points) that marks the job done.
 Re-running the sweep skips done jobs, resumes interrupted ones (``train(resume=True)`` from
@@ -53,9 +53,13 @@ import torch
 from tqdm import tqdm
 
 from model_dev.arch import STUDENTS, ArchSpec, spec_stats
+from model_dev.checkpoint import load_checkpoint
 from model_dev.config_io import JsonConfig
+from model_dev.evaluate import evaluate
 from model_dev.features import FeatureSet
-from model_dev.train import TrainConfig, _atomic_write, evaluate, load_checkpoint, train
+from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.train import train
+from model_dev.train_config import TrainConfig
 
 METHODS = ("none", "kd", "sp", "iusp")
 #: TrainConfig fields the sweep sets itself (not allowed in ``train``/``student_train``).
@@ -78,8 +82,8 @@ class SweepConfig(JsonConfig):
     student_seeds : dict of str to tuple of int
         Per-student seeds (e.g. fewer for the large students on a CPU).
     train : dict
-        :class:`~model_dev.train.TrainConfig` fields shared by all jobs (not ``arch``, ``seed``,
-        ``teacher``, ``kd``, ``sp``, ``iusp``: the sweep sets those).
+        :class:`~model_dev.train_config.TrainConfig` fields shared by all jobs (not ``arch``,
+        ``seed``, ``teacher``, ``kd``, ``sp``, ``iusp``: the sweep sets those).
     student_train : dict of str to dict
         Per-student TrainConfig fields on top of ``train`` (e.g. fewer epochs).
     kd_weight, sp_weight, iusp_weight : float
@@ -160,7 +164,7 @@ class SweepConfig(JsonConfig):
         return self.student_seeds.get(student, self.seeds)
 
     def train_config(self, student: str, method: str, seed: int, teacher: str) -> TrainConfig:
-        """The :class:`~model_dev.train.TrainConfig` of one job."""
+        """The :class:`~model_dev.train_config.TrainConfig` of one job."""
         fields = {**self.train, **self.student_train.get(student, {})}
         fields |= {"arch": student, "seed": seed, "kd": 0.0, "sp": 0.0, "iusp": 0.0}
         if method != "none":
@@ -201,7 +205,7 @@ def _read_json(path: Path) -> dict:
 
 def _write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path, text)
 
 
 def _seconds_per_epoch(job_dir: Path) -> float:
@@ -470,7 +474,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
             w.writerows(rows)
 
     if rows:
-        _atomic_write(path, write)
+        atomic_write(path, write)
 
 
 def write_report(out_dir: str | Path) -> dict:
@@ -553,7 +557,7 @@ def write_report(out_dir: str | Path) -> dict:
     _write_csv(files["jobs"], job_rows)
     _write_csv(files["summary"], summary)
     md = markdown_tables(summary, ri, teacher, config)
-    _atomic_write(files["markdown"], lambda tmp: Path(tmp).write_text(md))
+    atomic_write_text(files["markdown"], md)
     if job_rows:
         files["pareto"] = out / "pareto.png"
         _plot([r for r in summary if r["n_seeds"]], teacher, files["pareto"])

@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from model_dev.arch import clip_windows
+from model_dev.checkpoint import check_compatible, load_checkpoint
 from model_dev.config_io import json_finite
 from model_dev.evaluate import auprc, operating_thresholds
 from model_dev.features import FeatureSet
-from model_dev.train import TrainConfig, check_compatible, load_checkpoint
+from model_dev.train_config import TrainConfig
 from quantize.convert import convert_checked, dequantize
 from quantize.metadata import ModelMetadata, embed_metadata, read_metadata
 from quantize.runtime import arena_size, run_litert, run_tflm

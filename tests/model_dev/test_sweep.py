@@ -13,8 +13,10 @@ import torch
 
 from aedfw.cli import main
 from model_dev.arch import spec_stats
+from model_dev.checkpoint import load_checkpoint
 from model_dev.sweep import SweepConfig, relative_improvement, sweep, write_report
-from model_dev.train import TrainConfig, load_checkpoint, train
+from model_dev.train import train
+from model_dev.train_config import TrainConfig
 from tests.model_dev.test_train import FAST, TINY_TEACHER, toy_features
 
 torch.set_num_threads(1)

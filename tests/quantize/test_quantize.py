@@ -14,7 +14,8 @@ import torch
 from aedfw.cli import build_parser
 from model_dev.arch import ds_cnn
 from model_dev.frontend import FrontendConfig
-from model_dev.train import TrainConfig, train
+from model_dev.train import train
+from model_dev.train_config import TrainConfig
 from quantize import quantize
 from quantize.convert import (
     ALLOWED_OPS,

@@ -1,0 +1,117 @@
+"""A clip set as padded int8 model windows, and the models' forward pass over them.
+
+Every clip is cut once into model windows (:func:`~model_dev.arch.clip_windows`, short clips
+padded with the front end's silence code) and kept as int8 ``[n_clips, max_windows, T, F]`` with a
+bool mask of the real windows. A batch is dequantised on the compute device. The model runs on the
+real windows only; clip logits are the maximum over windows (:func:`~model_dev.arch.aggregate`),
+exactly what the device computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from model_dev.arch import SILENCE_Q, ArchSpec, aggregate, clip_windows
+from model_dev.device import autocast
+from model_dev.features import FeatureSet
+
+
+@dataclass
+class ClipWindows:
+    """Model windows of a set of clips, int8, padded to the clip with the most windows.
+
+    Attributes
+    ----------
+    windows : torch.Tensor
+        int8 ``[n_clips, max_windows, window_frames, n_mels]``; padding windows hold silence.
+    mask : torch.Tensor
+        bool ``[n_clips, max_windows]``, True for real windows (always a prefix of each row).
+    labels : torch.Tensor
+        float32 multi-hot ``[n_clips, n_classes]``.
+    scale : float
+    zero_point : int
+        Dequantisation of the features: ``(q - zero_point) * scale``.
+    """
+
+    windows: torch.Tensor
+    mask: torch.Tensor
+    labels: torch.Tensor
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def from_features(
+        cls, fs: FeatureSet, indices: np.ndarray, window_frames: int, hop_frames: int
+    ) -> ClipWindows:
+        """Cut clips ``indices`` of ``fs`` into windows (:func:`~model_dev.arch.clip_windows`)."""
+        per_clip = [clip_windows(fs.clip(i), window_frames, hop_frames) for i in indices]
+        n_win = max((len(w) for w in per_clip), default=1)
+        shape = (len(per_clip), n_win, window_frames, fs.features.shape[1])
+        windows = np.full(shape, SILENCE_Q, dtype=np.int8)
+        mask = np.zeros((len(per_clip), n_win), dtype=bool)
+        for k, w in enumerate(per_clip):
+            windows[k, : len(w)], mask[k, : len(w)] = w, True
+        return cls(
+            torch.from_numpy(windows),
+            torch.from_numpy(mask),
+            torch.from_numpy(np.asarray(fs.labels)[indices].astype(np.float32)),
+            fs.config.input_scale,
+            fs.config.input_zero_point,
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(
+        self, idx: np.ndarray, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Dequantised windows ``[B, W, T, F]``, mask ``[B, W]`` and labels ``[B, C]`` of clips
+        ``idx`` on ``device``; W is the most windows of any clip in the batch."""
+        idx = torch.as_tensor(idx)
+        mask = self.mask[idx]
+        n_win = int(mask.sum(1).max())
+        x = self.windows[idx, :n_win].to(device, non_blocking=True).float()
+        x = (x - self.zero_point) * self.scale
+        return x, mask[:, :n_win].to(device), self.labels[idx].to(device)
+
+
+def forward_windows(
+    model: nn.Module, windows: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Model over the real windows ``[N, T, F]`` (= ``x[mask]``) of a batch.
+
+    Returns clip logits ``[B, C]`` (max over each clip's windows), window logits ``[N, C]`` and
+    block features of the N windows.
+    """
+    logits, feats = model(windows)
+    padded = logits.new_full((*mask.shape, logits.shape[1]), float("-inf"))
+    return aggregate(padded.index_put((mask,), logits), mask), logits, feats
+
+
+def split_windows(fs: FeatureSet, splits: Sequence[str], spec: ArchSpec, hop: int) -> ClipWindows:
+    idx = fs.indices(splits)
+    if not len(idx):
+        raise ValueError(
+            f"no clips in split(s) {list(splits)}; the data has {sorted(set(fs.splits))}"
+        )
+    return ClipWindows.from_features(fs, idx, spec.window_frames, hop)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, data: ClipWindows, device: torch.device, batch_size: int, amp: bool = False
+) -> np.ndarray:
+    """Clip logits (max over windows), float64 ``[n_clips, n_classes]``."""
+    model.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        x, mask, _ = data.batch(np.arange(start, min(start + batch_size, len(data))), device)
+        with autocast(device, amp):
+            clip_logits = forward_windows(model, x[mask], mask)[0]
+        out.append(clip_logits.float().cpu())
+    return torch.cat(out).double().numpy()
