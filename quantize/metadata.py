@@ -76,6 +76,11 @@ class ModelMetadata:
         The checkpoint's weights hash.
     threshold_source : str
         Where ``thresholds`` came from.
+    task : str
+        What the model does, the key of :data:`quantize.tasks.TASKS` that post-processing,
+        reports and validation dispatch on (``"tagging"``: multi-label sound events).
+    score : str
+        What an output score means (``"probability"``: per-class sigmoid probability).
     """
 
     frontend: FrontendConfig
@@ -96,6 +101,8 @@ class ModelMetadata:
     checkpoint_sha256: str
     state_dict_sha256: str = ""
     threshold_source: str = ""
+    task: str = "tagging"
+    score: str = "probability"
 
     @classmethod
     def for_graph(
@@ -120,7 +127,7 @@ class ModelMetadata:
             The fields of the same names.
         **extra
             ``checkpoint_sha256`` (default 64 zeros: no checkpoint), ``state_dict_sha256``,
-            ``threshold_source``.
+            ``threshold_source``, ``task``, ``score``.
         """
         thresholds = tuple(float(t) for t in thresholds)
         return cls(

@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from model_dev.arch import clip_windows
-from model_dev.checkpoint import check_compatible, load_checkpoint
 from model_dev.config_io import json_finite
 from model_dev.evaluate import auprc, operating_thresholds
 from model_dev.features import FeatureSet
+from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.stage_inputs import CheckpointInputs, DatasetSpec, checkpoint_inputs
 from model_dev.train_config import TrainConfig
 from quantize.convert import convert_checked, dequantize
 from quantize.metadata import ModelMetadata, embed_metadata, read_metadata
@@ -190,7 +191,7 @@ def _markdown(r: dict) -> str:
 def quantize(
     checkpoint: str | Path,
     out: str | Path,
-    feature_set: FeatureSet,
+    data: DatasetSpec | FeatureSet,
     *,
     split: str = "test",
     limit: int | None = None,
@@ -202,14 +203,14 @@ def quantize(
     Parameters
     ----------
     checkpoint : str or Path
-        Student checkpoint (``best.pt``) from :func:`model_dev.train.train`.
+        Student checkpoint (``best.pt``) from :func:`model_dev.train.train`; loaded once.
     out : str or Path
         The .tflite to write; the reports go next to it (``<stem>.quant.json``,
         ``<stem>.quant.md``, ``<stem>.scores.png``).
-    feature_set : FeatureSet
-        Features from the checkpoint's front end and classes (training split for calibration,
-        ``split`` for evaluation, validation split(s) for thresholds when the checkpoint has
-        none).
+    data : DatasetSpec or FeatureSet
+        The dataset (its features are computed under the checkpoint's front end), or features
+        already computed with it. Training split for calibration, ``split`` for evaluation,
+        validation split(s) for thresholds when the checkpoint has none.
     split : str
         Evaluation split.
     limit : int, optional
@@ -230,79 +231,106 @@ def quantize(
         Teacher or unreadable checkpoint, mismatched front end or classes, empty split, and
         the conversion errors of :func:`~quantize.convert.convert`.
     """
-    ckpt_path, out = Path(checkpoint), Path(out)
-    model, meta = load_checkpoint(ckpt_path, expect_kind="student")
-    check_compatible(meta, feature_set, str(ckpt_path))
-    cfg = TrainConfig.from_dict(meta["train_config"], f"{ckpt_path}: train_config")
-    spec, hop, classes = model.spec, cfg.window_hop_frames, feature_set.classes
-    wf = spec.window_frames
+    inputs = checkpoint_inputs(checkpoint, data, expect_kind="student")
+    out, fs, model = Path(out), inputs.features, inputs.model
+    cfg = TrainConfig.from_dict(inputs.meta["train_config"], f"{inputs.path}: train_config")
+    wf, hop = model.spec.window_frames, cfg.window_hop_frames
 
-    cal = calibration_set(feature_set, cfg.train_splits, wf, hop, calibration_windows, seed)
+    cal = calibration_set(fs, cfg.train_splits, wf, hop, calibration_windows, seed)
     t0 = time.perf_counter()
-    tflite, info, drift = convert_checked(model, cal, feature_set.config)
+    tflite, info, drift = convert_checked(model, cal, fs.config)
     conversion_seconds = time.perf_counter() - t0
 
-    windows, starts, clips = split_windows(feature_set, split, wf, hop, limit)
-    labels = np.asarray(feature_set.labels)[clips]
-    logits = float_logits(model, windows, feature_set)
+    evaluation = _evaluate(model, tflite, info, fs, split, wf, hop, limit)
+    thresholds, source = _thresholds(inputs, cfg, wf, hop)
+    md = ModelMetadata.for_graph(
+        info, fs.config, fs.classes, thresholds, wf, hop, arena_size(tflite), model.spec.name,
+        checkpoint_sha256=_sha256_file(inputs.path),
+        state_dict_sha256=inputs.meta["state_dict_sha256"],
+        threshold_source=source,
+    )  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: Path(tmp).write_bytes(embed_metadata(tflite, md)))
+    md = read_metadata(out)
+    report = _report(inputs, out, md, info, evaluation, source)
+    report |= {
+        "conversion_seconds": conversion_seconds,
+        "calibration": {"windows": int(len(cal)) + 1, "splits": list(cfg.train_splits)},
+        "drift": drift,
+    }
+    _write_report(report, evaluation["scores"], fs.classes, model.spec.name, split)
+    return report
+
+
+def _evaluate(model, tflite: bytes, info, fs: FeatureSet, split, wf, hop, limit) -> dict:
+    """Float, LiteRT and TFLM clip scores of ``split``, their AUPRC and the TFLM-LiteRT parity."""
+    windows, starts, clips = split_windows(fs, split, wf, hop, limit)
+    labels = np.asarray(fs.labels)[clips]
+    logits = float_logits(model, windows, fs)
     litert = run_litert(tflite, windows)
     tflm = run_tflm(tflite, windows)
-    float_clip = _sigmoid(np.maximum.reduceat(logits, starts, axis=0))
 
     def deq(q: np.ndarray) -> np.ndarray:
         clip_q = np.maximum.reduceat(q, starts, axis=0).astype(np.float64)
         return (clip_q - info.output_zero_point) * info.output_scale
 
-    scores = {"float": float_clip, "int8_litert": deq(litert), "int8_tflm": deq(tflm)}
-    metrics = {k: auprc(labels, v, classes) for k, v in scores.items()}
-    arena = arena_size(tflite)
-
-    stored = meta.get("thresholds")
-    if stored and tuple(stored.get("classes", ())) == tuple(classes):
-        thresholds = [float(v) for v in stored["values"]]
-        source = f"checkpoint ({stored.get('method')} on {stored.get('split')})"
-    else:
-        val_w, val_starts, val_clips = split_windows(feature_set, cfg.val_splits, wf, hop)
-        val_scores = _sigmoid(
-            np.maximum.reduceat(float_logits(model, val_w, feature_set), val_starts, axis=0)
-        )
-        val_labels = np.asarray(feature_set.labels)[val_clips]
-        thresholds = [float(t) for t in operating_thresholds(val_labels, val_scores)]
-        source = f"computed by quantize (float max F1 on {','.join(cfg.val_splits)})"
-    md = ModelMetadata.for_graph(
-        info,
-        feature_set.config,
-        classes,
-        thresholds,
-        wf,
-        hop,
-        arena,
-        spec.name,
-        checkpoint_sha256=_sha256_file(ckpt_path),
-        state_dict_sha256=meta["state_dict_sha256"],
-        threshold_source=source,
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(embed_metadata(tflite, md))
-    md = read_metadata(out)
-    stem = out.with_suffix("")
-    files = {
-        "model": str(out),
-        "json": f"{stem}.quant.json",
-        "markdown": f"{stem}.quant.md",
-        "png": f"{stem}.scores.png",
+    scores = {
+        "float": _sigmoid(np.maximum.reduceat(logits, starts, axis=0)),
+        "int8_litert": deq(litert),
+        "int8_tflm": deq(tflm),
     }
+    metrics = {k: auprc(labels, v, fs.classes) for k, v in scores.items()}
+    return {
+        "split": split,
+        "n_clips": int(len(clips)),
+        "n_windows": int(len(windows)),
+        "metrics": metrics,
+        "parity": parity(tflm, litert, fs.classes),
+        "scores": scores,
+    }
+
+
+def _thresholds(inputs: CheckpointInputs, cfg: TrainConfig, wf: int, hop: int):
+    """The checkpoint's thresholds (``aedfw evaluate``), else float max-F1 on validation."""
+    fs, stored = inputs.features, inputs.meta.get("thresholds")
+    if stored and tuple(stored.get("classes", ())) == tuple(fs.classes):
+        source = f"checkpoint ({stored.get('method')} on {stored.get('split')})"
+        return [float(v) for v in stored["values"]], source
+    val_w, val_starts, val_clips = split_windows(fs, cfg.val_splits, wf, hop)
+    logits = float_logits(inputs.model, val_w, fs)
+    val_scores = _sigmoid(np.maximum.reduceat(logits, val_starts, axis=0))
+    val_labels = np.asarray(fs.labels)[val_clips]
+    thresholds = [float(t) for t in operating_thresholds(val_labels, val_scores)]
+    return thresholds, f"computed by quantize (float max F1 on {','.join(cfg.val_splits)})"
+
+
+def _report(inputs: CheckpointInputs, out: Path, md, info, evaluation: dict, source: str):
+    stem = out.with_suffix("")
     op_counts: dict[str, int] = {}
     for op in info.ops:
         op_counts[op] = op_counts.get(op, 0) + 1
-    report = {
+    metrics = evaluation["metrics"]
+    tensor = {
+        "input": {
+            "shape": list(info.input_shape),
+            "scale": info.input_scale,
+            "zero_point": info.input_zero_point,
+        },
+        "output": {
+            "shape": list(info.output_shape),
+            "scale": info.output_scale,
+            "zero_point": info.output_zero_point,
+        },
+    }
+    return {
         "checkpoint": {
-            "path": str(ckpt_path),
+            "path": str(inputs.path),
             "sha256": md.checkpoint_sha256,
-            "arch": spec.name,
+            "arch": md.arch,
             "state_dict_sha256": md.state_dict_sha256,
         },
         "frontend_hash": md.frontend_hash,
+        "task": md.task,
         "model": {
             "path": str(out),
             "bytes": out.stat().st_size,
@@ -310,48 +338,38 @@ def quantize(
             "ops": list(info.ops),
             "op_counts": op_counts,
             "tensor_types": info.tensor_types,
-            "input": {
-                "shape": list(info.input_shape),
-                "scale": info.input_scale,
-                "zero_point": info.input_zero_point,
-            },
-            "output": {
-                "shape": list(info.output_shape),
-                "scale": info.output_scale,
-                "zero_point": info.output_zero_point,
-            },
+            **tensor,
         },
-        "conversion_seconds": conversion_seconds,
-        "calibration": {"windows": int(len(cal)) + 1, "splits": list(cfg.train_splits)},
-        "drift": drift,
         "evaluation": {
-            "split": split,
-            "n_clips": int(len(clips)),
-            "n_windows": int(len(windows)),
+            "split": evaluation["split"],
+            "n_clips": evaluation["n_clips"],
+            "n_windows": evaluation["n_windows"],
             **metrics,
             "delta_micro": metrics["int8_tflm"]["micro"] - metrics["float"]["micro"],
             "delta_macro": metrics["int8_tflm"]["macro"] - metrics["float"]["macro"],
             "delta_micro_litert": metrics["int8_litert"]["micro"] - metrics["float"]["micro"],
         },
-        "parity": parity(tflm, litert, classes),
-        "arena_bytes": arena,
+        "parity": evaluation["parity"],
+        "arena_bytes": md.arena_bytes,
         "thresholds": {
-            "classes": list(classes),
-            "values": list(thresholds),
+            "classes": list(md.labels),
+            "values": list(md.thresholds),
             "q": list(md.thresholds_q),
             "source": source,
         },
-        "files": files,
+        "files": {
+            "model": str(out),
+            "json": f"{stem}.quant.json",
+            "markdown": f"{stem}.quant.md",
+            "png": f"{stem}.scores.png",
+        },
     }
-    _plot(
-        Path(files["png"]),
-        scores["float"],
-        scores["int8_tflm"],
-        classes,
-        f"{spec.name}: float vs int8 clip scores ({split})",
-    )
-    Path(files["json"]).write_text(
-        json.dumps(json_finite(report), indent=1, allow_nan=False) + "\n"
-    )
-    Path(files["markdown"]).write_text(_markdown(report))
-    return report
+
+
+def _write_report(report: dict, scores: dict, classes, arch: str, split: str) -> None:
+    files = report["files"]
+    title = f"{arch}: float vs int8 clip scores ({split})"
+    _plot(Path(files["png"]), scores["float"], scores["int8_tflm"], classes, title)
+    text = json.dumps(json_finite(report), indent=1, allow_nan=False) + "\n"
+    atomic_write_text(Path(files["json"]), text)
+    atomic_write_text(Path(files["markdown"]), _markdown(report))

@@ -87,3 +87,40 @@ def test_frontend_config_files(tmp_path, text, suffix, needle):
             load_frontend_config(path)
         assert str(path) in str(err.value)
     assert load_frontend_config(None) == FrontendConfig()
+
+
+def test_every_command_module_registers_a_run_function():
+    import importlib
+
+    from aedfw.cli import COMMAND_MODULES
+
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"aedfw.commands.{name}")
+        assert callable(module.register) and callable(module.run), name
+
+
+def test_a_new_command_module_plugs_into_a_group():
+    import argparse
+
+    from aedfw.commands import Commands
+    from aedfw.options import add_dataset_options, dataset_spec
+
+    parser = argparse.ArgumentParser(prog="aedfw")
+    commands = Commands(parser.add_subparsers(dest="command", required=True))
+    commands.add("data synth", "first", lambda args: 0)
+    p = commands.add("data extra", "second", lambda args: 7)
+    add_dataset_options(p)
+    args = parser.parse_args(["data", "extra", "--data", "d", "--skip-bad", "--jobs", "3"])
+    assert args.run(args) == 7
+    spec = dataset_spec(args)
+    assert (spec.kind, str(spec.root), spec.skip_bad, spec.jobs) == ("synth", "d", True, 3)
+
+
+def test_dataset_options_are_shared(tmp_path):
+    for words in (["features"], ["train", "teacher"], ["evaluate", "ck.pt"], ["quantize", "c"]):
+        args = build_parser().parse_args(
+            [*words, "--data", "d", "--cache", "c", "--skip-bad", "--out", "o"][
+                : None if words[0] in ("train", "quantize") else -2
+            ]
+        )
+        assert (str(args.data), str(args.cache), args.skip_bad) == ("d", "c", True), words

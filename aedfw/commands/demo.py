@@ -1,0 +1,45 @@
+"""``aedfw demo``: the whole chain on the built-in corpus (:func:`host_tools.demo.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aedfw.commands import Commands
+
+
+def register(commands: Commands) -> None:
+    p = commands.add("demo", "run the whole chain on the built-in corpus", run)
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
+    p.add_argument("--preset", default="small", help="built-in corpus size (default small)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument(
+        "--target",
+        default="cortex-m4",
+        choices=("host", "cortex-m4"),
+        help="emulated device to validate (default cortex-m4 under QEMU)",
+    )
+    p.add_argument("--teacher-epochs", type=int, help="default 30")
+    p.add_argument("--student-epochs", type=int, help="default 30")
+    p.add_argument("--torch-threads", type=int, help="training threads (default 1)")
+    p.add_argument("--validate-clips", type=int, help="default 8 (None: the whole test split)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from host_tools.demo import DemoConfig, demo
+
+    sizes = {
+        "teacher_epochs": args.teacher_epochs,
+        "student_epochs": args.student_epochs,
+        "validate_clips": args.validate_clips,
+        "torch_threads": args.torch_threads,
+    }
+    config = replace(DemoConfig(), **{k: v for k, v in sizes.items() if v is not None})
+    report = demo(
+        args.out, preset=args.preset, seed=args.seed, jobs=args.jobs, target=args.target,
+        config=config,
+    )  # fmt: skip
+    print(f"report: {report}")

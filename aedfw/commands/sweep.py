@@ -1,0 +1,81 @@
+"""``aedfw sweep``: students x methods x seeds, one teacher (:func:`model_dev.sweep.sweep`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from aedfw.commands import Commands
+from aedfw.options import add_dataset_options, add_device_option, comma_list, dataset_spec
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "sweep",
+        "students x {none, kd, sp, iusp} x seeds against one teacher: AUPRC table, Pareto plot",
+        run,
+    )
+    p.add_argument("--out", type=Path, required=True, help="sweep folder")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only rewrite the tables and plot of OUT from its finished jobs",
+    )
+    add_dataset_options(p, required=False, jobs=1, jobs_help="parallel job processes")
+    p.add_argument("--teacher", type=Path, help="teacher checkpoint (required to run)")
+    p.add_argument("--config", type=Path, help="SweepConfig fields, JSON or YAML")
+    p.add_argument("--students", help="comma-separated, e.g. s5k,s20k (default: all)")
+    p.add_argument("--methods", help="comma-separated from none,kd,sp,iusp (default: all)")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--epochs", type=int, help="epochs of every job (train.epochs)")
+    p.add_argument("--kd-weight", type=float, help="weight of kd in method kd (default 1)")
+    p.add_argument("--sp-weight", type=float, help="weight of sp in method sp (default 3000)")
+    p.add_argument("--iusp-weight", type=float, help="weight of iusp (default 1)")
+    add_device_option(p)
+    p.add_argument("--threads", type=int, help="torch threads per job (default cores/jobs)")
+
+
+def sweep_config(args: argparse.Namespace):
+    """SweepConfig from defaults < ``--config`` file < command-line flags."""
+    from aedfw.config import read_config_file
+    from model_dev.sweep import SweepConfig
+
+    fields = read_config_file(args.config) if args.config else {}
+    for name in ("students", "methods", "seeds"):
+        items = comma_list(getattr(args, name))
+        if items is not None:
+            if name == "seeds":
+                if not all(re.fullmatch(r"\d+", v) for v in items):
+                    raise ValueError(f"--seeds {args.seeds!r}: expected comma-separated integers")
+                items = [int(v) for v in items]
+            fields[name] = items
+    for name in ("kd_weight", "sp_weight", "iusp_weight"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    train = dict(fields.get("train") or {})
+    for name in ("epochs", "device"):
+        if getattr(args, name) is not None:
+            train[name] = getattr(args, name)
+    if train:
+        fields["train"] = train
+    return SweepConfig.from_dict(fields, str(args.config or "command line"))
+
+
+def run(args: argparse.Namespace) -> None:
+    from model_dev.sweep import sweep, write_report
+
+    if args.report_only:
+        report = write_report(args.out)
+    else:
+        from model_dev.stage_inputs import checkpoint_inputs
+
+        if args.data is None or args.teacher is None:
+            raise ValueError("sweep: --data and --teacher are required (unless --report-only)")
+        cfg = sweep_config(args)
+        fs = checkpoint_inputs(args.teacher, dataset_spec(args), expect_kind="teacher").features
+        report = sweep(cfg, fs, args.teacher, args.out, jobs=args.jobs, threads=args.threads)
+    print(Path(report["files"]["markdown"]).read_text(), end="")
+    if report["missing"]:
+        print(f"{len(report['missing'])} job(s) without results yet: {report['missing']}")
+    print(f"report files: {', '.join(report['files'].values())}")

@@ -1,0 +1,55 @@
+"""``aedfw validate``: hardware-in-the-loop validation (:func:`host_tools.validate.validate`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aedfw.commands import Commands
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "validate",
+        "hardware-in-the-loop validation over a serial port: exit 0 only if all matched",
+        run,
+    )
+    p.add_argument("--port", required=True, help="pyserial URL or device path")
+    p.add_argument("--model", type=Path, required=True, help="the device's .tflite")
+    p.add_argument("--data", type=Path, required=True, help="dataset root or manifest CSV")
+    p.add_argument("--dataset", default="auto", help="dataset kind (default: auto)")
+    p.add_argument("--split", help="only this split (default: all clips)")
+    p.add_argument("--limit", type=int, help="only the first N clips")
+    p.add_argument("--out", type=Path, default=Path("runs/validate"), help="report folder")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per attempt")
+    p.add_argument("--retries", type=int, default=10, help="retransmissions per request")
+    p.add_argument("--max-payload", type=int, help="smaller frames (noisy links)")
+    p.add_argument("--on-reset", default="resume", choices=("resume", "stop"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from host_tools.validate import validate
+
+    r = validate(
+        args.port,
+        args.model,
+        args.data,
+        dataset=args.dataset,
+        split=args.split,
+        limit=args.limit,
+        out=args.out,
+        timeout=args.timeout,
+        retries=args.retries,
+        max_payload=args.max_payload,
+        on_reset=args.on_reset,
+    )
+    print(f"{'PASS' if r['passed'] else 'FAIL'}: {r['n_matched']}/{r['n_requested']} clips match")
+    for m in r["mismatches"][:5]:
+        print(f"  mismatch in {m['clip']}: {m['message']}")
+    if r["stopped"]:
+        print(f"  stopped: {r['stopped']}")
+    if r["auprc"]:
+        h, d = r["auprc"]["host"], r["auprc"]["device"]
+        print(f"  AUPRC micro host {h['micro']:.4f} device {d['micro']:.4f}")
+    print(f"report: {r['files']['markdown']}")
+    return 0 if r["passed"] else 1

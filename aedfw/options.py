@@ -1,0 +1,70 @@
+"""Options shared by several commands, and the objects they describe."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model_dev.stage_inputs import DatasetSpec
+
+
+def add_dataset_options(
+    p: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    jobs: int = 2,
+    jobs_help: str = "feature worker processes",
+) -> None:
+    """``--dataset --data --cache --skip-bad --jobs``: a dataset and its feature cache."""
+    from model_dev.datasets import DATASET_KINDS
+
+    p.add_argument(
+        "--dataset",
+        default="synth",
+        choices=DATASET_KINDS,
+        help="dataset layout (default: synth, the built-in corpus)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=required,
+        help="dataset root folder" + ("" if required else " (required to run)"),
+    )
+    p.add_argument("--cache", type=Path, default=Path("cache/features"), help="cache root")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable audio files and list them in the report instead of failing",
+    )
+    p.add_argument("--jobs", type=int, default=jobs, help=f"{jobs_help} (default {jobs})")
+
+
+def dataset_spec(args: argparse.Namespace) -> DatasetSpec:
+    """The :class:`~model_dev.stage_inputs.DatasetSpec` of :func:`add_dataset_options`' flags."""
+    from model_dev.stage_inputs import DatasetSpec
+
+    if args.data is None:
+        raise ValueError("--data is required")
+    return DatasetSpec(args.data, args.dataset, args.cache, args.skip_bad, args.jobs)
+
+
+def add_frontend_option(p: argparse.ArgumentParser) -> None:
+    """``--frontend``: a front-end config file (see :func:`aedfw.config.load_frontend_config`)."""
+    p.add_argument(
+        "--frontend",
+        type=Path,
+        default=None,
+        help="front-end config, JSON or YAML (default: built-in defaults)",
+    )
+
+
+def add_device_option(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--device``: where torch runs."""
+    p.add_argument("--device", default=default, help="auto (default), cpu, cuda or cuda:N")
+
+
+def comma_list(value: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]``; None stays None."""
+    return None if value is None else [v.strip() for v in value.split(",")]

@@ -1,0 +1,126 @@
+"""What every stage downstream of training starts from: a checkpoint and a dataset.
+
+The checkpoint names its front end (``meta["frontend"]``); the dataset is described by a
+:class:`DatasetSpec` (layout, root, feature cache). :func:`checkpoint_inputs` loads the checkpoint
+once, derives the front end from it and returns the dataset's features under that front end, so
+``evaluate``, ``quantize`` and ``sweep`` take a checkpoint path plus a dataset and need no
+plumbing of their own (nor do the CLI commands that call them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from model_dev.checkpoint import check_compatible, load_checkpoint
+from model_dev.datasets import Dataset, load_dataset
+from model_dev.features import FeatureSet, features
+from model_dev.frontend import FrontendConfig
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset on disk and where its features are cached.
+
+    Attributes
+    ----------
+    root : Path
+        Dataset root folder (or manifest CSV for ``kind="manifest"``).
+    kind : str
+        Layout, one of :data:`model_dev.datasets.DATASET_KINDS` (default ``synth``).
+    cache : Path
+        Feature cache root.
+    skip_bad : bool
+        Leave out unreadable audio files (listed in the feature set) instead of failing.
+    jobs : int
+        Feature worker processes.
+    """
+
+    root: Path
+    kind: str = "synth"
+    cache: Path = Path("cache/features")
+    skip_bad: bool = False
+    jobs: int = 2
+
+    def load(self) -> Dataset:
+        """The dataset's clip list (:func:`model_dev.datasets.load_dataset`)."""
+        return load_dataset(self.kind, self.root, skip_bad=self.skip_bad)
+
+    def features(self, frontend: FrontendConfig, *, progress: bool = True) -> FeatureSet:
+        """The dataset's features under ``frontend``, computed and cached on first use."""
+        return features(
+            self.load(), self.cache, frontend, jobs=self.jobs, skip_bad=self.skip_bad,
+            progress=progress,
+        )  # fmt: skip
+
+
+def checkpoint_frontend(meta: dict, source: str | Path) -> FrontendConfig:
+    """The front end a checkpoint was trained on (errors name ``source``)."""
+    if "frontend" not in meta:
+        raise ValueError(f"{source}: checkpoint has no front-end config")
+    return FrontendConfig.from_dict(meta["frontend"], f"{source}: frontend")
+
+
+@dataclass(frozen=True)
+class CheckpointInputs:
+    """A loaded checkpoint and the features it consumes.
+
+    Attributes
+    ----------
+    path : Path
+        The checkpoint file.
+    model : torch.nn.Module
+        The model, weights loaded, in eval mode on the CPU.
+    meta : dict
+        The checkpoint's metadata (``kind``, ``frontend``, ``train_config``, ``classes``...).
+    frontend : FrontendConfig
+        The front end it was trained on.
+    features : FeatureSet
+        The dataset's features under that front end.
+    """
+
+    path: Path
+    model: nn.Module
+    meta: dict
+    frontend: FrontendConfig
+    features: FeatureSet
+
+
+def checkpoint_inputs(
+    checkpoint: str | Path,
+    data: DatasetSpec | FeatureSet,
+    *,
+    expect_kind: str | None = None,
+    progress: bool = True,
+) -> CheckpointInputs:
+    """Load ``checkpoint`` once and the features of ``data`` under its front end.
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        A checkpoint written by training (``best.pt``).
+    data : DatasetSpec or FeatureSet
+        The dataset, or features already computed (their front end must be the checkpoint's).
+    expect_kind : str, optional
+        ``"teacher"`` or ``"student"``: refuse any other kind of checkpoint.
+    progress : bool
+        Show the feature extraction's progress bar.
+
+    Returns
+    -------
+    CheckpointInputs
+
+    Raises
+    ------
+    ValueError
+        Unreadable checkpoint, wrong kind, or features with other classes or another front end
+        (the message names the file).
+    """
+    path = Path(checkpoint)
+    model, meta = load_checkpoint(path, expect_kind=expect_kind)
+    frontend = checkpoint_frontend(meta, path)
+    fs = data if isinstance(data, FeatureSet) else data.features(frontend, progress=progress)
+    check_compatible(meta, fs, str(path))
+    return CheckpointInputs(path, model, meta, frontend, fs)
