@@ -10,9 +10,11 @@ from model_dev.train_config import TrainConfig
 
 def mixup(
     x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mix every clip of a batch with a random partner (see the module docstring)."""
-    perm = torch.as_tensor(rng.permutation(len(x)), device=x.device)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """Mix every clip of a batch with a random partner (see :mod:`model_dev.train`); returns
+    the mixed windows, mask and labels and each clip's partner."""
+    partner = rng.permutation(len(x))
+    perm = torch.as_tensor(partner, device=x.device)
     lam = torch.as_tensor(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, len(x)), device=x.device)
     lam = lam.to(x.dtype)
     x = torch.lerp(x[perm], x, lam[:, None, None, None])
@@ -20,7 +22,7 @@ def mixup(
         y = torch.maximum(y, y[perm])
     else:
         y = torch.lerp(y[perm], y, lam[:, None])
-    return x, mask | mask[perm], y
+    return x, mask | mask[perm], y, partner
 
 
 def span_mask(rng: np.random.Generator, n: int, length: int, count: int, width: int) -> np.ndarray:

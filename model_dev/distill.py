@@ -5,29 +5,35 @@ similarity preserving (``iusp``), selectable and combinable with weights.
   the targets of a BCE on the student's tempered logits, scaled by ``T**2`` so gradient sizes do
   not depend on T. It equals the Bernoulli KL divergence plus the teacher's entropy (constant for
   the student): its minimum and zero gradient are at ``s == t``, where its value is not 0.
-* ``sp`` (Tung & Mori 2019): per layer pair, ``Q`` = activations reshaped to ``b x (c h w)``,
-  ``G = Q Q^T`` row-L2-normalised; loss ``||G_T - G_S||_F^2 / b^2``.
-* ``iusp``: per utterance (window), the layer output reshaped to ``T x (C F)`` (time kept),
-  ``G = Q Q^T`` (``T x T``) row-L2-normalised; the student's G is resized to the teacher's
-  ``T_T x T_T`` by bilinear interpolation (``align_corners=False``); loss = mean over the batch
-  of ``||G_T - G_S||_F^2``.
+* ``sp`` (Tung & Mori 2019): per layer pair, ``Q`` = activations of the batch's windows reshaped
+  to ``b x (c h w)``, ``G = Q Q^T`` row-L2-normalised; loss ``||G_T - G_S||_F^2 / b^2``.
+* ``iusp`` (Interspeech 2020): per utterance, the layer output reshaped to ``T x (C F)`` (time
+  kept), ``G = Q Q^T`` (``T x T``) row-L2-normalised; the student's G is resized to the teacher's
+  size by bilinear interpolation (``align_corners=False``); the loss is the mean over the matrix
+  entries, then over utterances. The utterance is the **clip** (``scope="clip"``, the paper's):
+  the layer outputs of the windows that tile the clip (:func:`clip_tiles`) concatenated along
+  time, so repetitions longer than one model window are inside one Gram. ``scope="window"``
+  treats each model window as an utterance (the earlier, per-window form).
 
-Teacher tensors are always detached: gradients reach the student only. Feature losses are summed
-over the configured layer pairs.
+The teacher side arrives as :class:`TeacherBatch` (live outputs, or gathered from
+:mod:`model_dev.teacher_cache`); it is never differentiated. Feature terms are averaged over the
+configured layer pairs, so adding a pair does not scale the term.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from model_dev.arch import stage_ends
+from model_dev.arch import stage_ends, window_starts
 
 Pairs = tuple[tuple[int, int], ...]
+TERMS = ("kd", "sp", "iusp")
+SCOPES = ("clip", "window")
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -54,6 +60,11 @@ def _row_normalised_gram(q: torch.Tensor) -> torch.Tensor:
     return F.normalize(q @ q.transpose(-1, -2), dim=-1)
 
 
+def sp_gram(f: torch.Tensor) -> torch.Tensor:
+    """Row-normalised batch Gram ``[b, b]`` of activations ``[b, ...]`` (Tung & Mori)."""
+    return _row_normalised_gram(f.reshape(f.shape[0], -1))
+
+
 def sp_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     """Similarity-preserving loss of one layer pair (Tung & Mori 2019).
 
@@ -67,10 +78,7 @@ def sp_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         Scalar ``||G_T - G_S||_F^2 / b^2``.
     """
-    b = fs.shape[0]
-    gs = _row_normalised_gram(fs.reshape(b, -1))
-    gt = _row_normalised_gram(ft.detach().reshape(b, -1))
-    return (gt - gs).pow(2).sum() / b**2
+    return (sp_gram(ft.detach()) - sp_gram(fs)).pow(2).sum() / fs.shape[0] ** 2
 
 
 def utterance_gram(f: torch.Tensor) -> torch.Tensor:
@@ -86,8 +94,13 @@ def resize_gram(g: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(g[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
+def gram_distance(gs: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-utterance mean squared difference ``[B]`` after resizing ``gs`` to ``gt``'s size."""
+    return (gt.detach() - resize_gram(gs, gt.shape[-1])).pow(2).mean(dim=(1, 2))
+
+
 def iusp_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
-    """Intra-utterance similarity-preserving loss of one layer pair.
+    """Per-window intra-utterance similarity-preserving loss of one layer pair.
 
     Parameters
     ----------
@@ -97,13 +110,120 @@ def iusp_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        Scalar: mean over the batch of ``||G_T - resize(G_S)||_F^2``.
+        Scalar: mean over windows and matrix entries of ``(G_T - resize(G_S))**2``.
     """
-    gt = utterance_gram(ft.detach())
-    gs = resize_gram(utterance_gram(fs), gt.shape[-1])
-    return (gt - gs).pow(2).sum(dim=(1, 2)).mean()
+    return gram_distance(utterance_gram(fs), utterance_gram(ft.detach())).mean()
 
 
+# --------------------------------------------------------------------------------------------
+# Clip-level utterances
+# --------------------------------------------------------------------------------------------
+def clip_tiles(n_frames: int, window_frames: int, hop_frames: int) -> tuple[tuple[int, int], ...]:
+    """The windows that tile a clip, for its clip-level Gram.
+
+    Windows start every ``hop_frames`` (:func:`~model_dev.arch.window_starts`); those starting
+    at multiples of ``window_frames`` tile the clip without overlap, and the clip's last window
+    (aligned to its end) contributes the frames after the last whole tile.
+
+    Parameters
+    ----------
+    n_frames, window_frames, hop_frames : int
+        Clip length, window length and hop (the hop must divide the window).
+
+    Returns
+    -------
+    tuple of (window_index, frames)
+        Index into the clip's windows and how many of its last frames belong to the tiling
+        (``window_frames`` for a whole window). A clip no longer than a window is its one window.
+    """
+    if window_frames % hop_frames:
+        raise ValueError(
+            f"clip-level IUSP needs the window hop ({hop_frames}) to divide the window "
+            f"({window_frames}) so that windows tile the clip"
+        )
+    starts = window_starts(n_frames, window_frames, hop_frames)
+    whole = max(n_frames // window_frames, 1)
+    step = window_frames // hop_frames
+    tiles = [(k * step, window_frames) for k in range(whole)]
+    tail = n_frames - whole * window_frames
+    if tail > 0:
+        tiles.append((len(starts) - 1, tail))
+    return tuple(tiles)
+
+
+def tile_steps(frames: int, window_frames: int, steps: int) -> int:
+    """Time steps of a layer with ``steps`` per window that ``frames`` of the window cover."""
+    return min(max(round(frames * steps / window_frames), 1), steps)
+
+
+@dataclass(frozen=True)
+class ClipGroup:
+    """Clips of a batch that share one tiling (hence one Gram size).
+
+    Attributes
+    ----------
+    clips : torch.Tensor
+        int64 ``[G]``: positions of the clips in the batch.
+    windows : torch.Tensor
+        int64 ``[G, n_tiles]``: flat indices (into the batch's real windows) of each clip's tiles.
+    frames : tuple of int
+        Frames each tile contributes (:func:`clip_tiles`).
+    """
+
+    clips: torch.Tensor
+    windows: torch.Tensor
+    frames: tuple[int, ...]
+
+
+def clip_groups(
+    n_frames: Sequence[int], n_windows: Sequence[int], window_frames: int, hop_frames: int
+) -> list[ClipGroup]:
+    """Group a batch's clips by tiling; window indices are flat over the real windows.
+
+    Parameters
+    ----------
+    n_frames, n_windows : sequence of int
+        Length in frames and number of real windows of each clip of the batch, in batch order
+        (the real windows are clip-major, as ``x[mask]`` gives them).
+    window_frames, hop_frames : int
+        The window layout.
+    """
+    first = [0, *torch.cumsum(torch.as_tensor(n_windows), 0).tolist()]
+    by_tiling: dict[tuple[tuple[int, int], ...], list[int]] = {}
+    for b, n in enumerate(n_frames):
+        by_tiling.setdefault(clip_tiles(int(n), window_frames, hop_frames), []).append(b)
+    groups = []
+    for tiles, clips in by_tiling.items():
+        windows = [[first[b] + w for w, _ in tiles] for b in clips]
+        groups.append(
+            ClipGroup(torch.tensor(clips), torch.tensor(windows), tuple(f for _, f in tiles))
+        )
+    return groups
+
+
+def clip_gram(f: torch.Tensor, group: ClipGroup, window_frames: int) -> torch.Tensor:
+    """Row-normalised clip-level Grams ``[G, T, T]`` of a group, from window features.
+
+    Parameters
+    ----------
+    f : torch.Tensor
+        Layer outputs ``[N, C, T', F']`` of the batch's real windows.
+    group : ClipGroup
+        The clips and their tiles.
+    window_frames : int
+        Frames per window (to map a tile's frames to the layer's time steps).
+    """
+    steps = f.shape[2]
+    parts = [
+        f[group.windows[:, k]][:, :, steps - tile_steps(n, window_frames, steps) :]
+        for k, n in enumerate(group.frames)
+    ]
+    return utterance_gram(torch.cat(parts, dim=2))
+
+
+# --------------------------------------------------------------------------------------------
+# Layer pairs and the combined loss
+# --------------------------------------------------------------------------------------------
 def default_layer_pairs(
     student_shapes: Sequence[Sequence[int]], teacher_shapes: Sequence[Sequence[int]]
 ) -> Pairs:
@@ -132,6 +252,35 @@ def default_layer_pairs(
     return tuple((i, min(t_ends, key=lambda j, i=i: key(i, j))) for i in stage_ends(student_shapes))
 
 
+def last_stage_pair(
+    student_shapes: Sequence[Sequence[int]], teacher_shapes: Sequence[Sequence[int]]
+) -> Pairs:
+    """One pair: the student's last block with the teacher's last block (the most abstract
+    layers; their time resolutions usually differ, so IUSP's resize is used)."""
+    return ((len(student_shapes) - 1, len(teacher_shapes) - 1),)
+
+
+#: Named layer-pair choices; ``DistillConfig.layer_pairs`` may also list pairs as ``"s:t,s:t"``.
+PAIR_CHOICES = {"stages": default_layer_pairs, "last": last_stage_pair}
+
+
+def parse_pairs(text: str) -> Pairs | None:
+    """Explicit pairs ``"s:t,s:t"`` as a tuple, None for a name of :data:`PAIR_CHOICES`;
+    ValueError for anything else."""
+    if text in PAIR_CHOICES:
+        return None
+    try:
+        pairs = tuple(tuple(int(v) for v in p.split(":")) for p in text.split(","))
+    except ValueError:
+        pairs = ()
+    if not pairs or any(len(p) != 2 or min(p) < 0 for p in pairs):
+        raise ValueError(
+            f"layer_pairs {text!r}: expected one of {sorted(PAIR_CHOICES)} or "
+            "student:teacher block pairs such as '2:3,4:7'"
+        )
+    return pairs
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Which distillation terms to use and how.
@@ -142,69 +291,161 @@ class DistillConfig:
         Weights of the terms (0 disables one).
     temperature : float
         Temperature of ``kd``.
-    layer_pairs : sequence of (student_block, teacher_block), optional
-        Block indices (into the models' ``feats``) for ``sp`` and ``iusp``; default
-        :func:`default_layer_pairs` of the feature shapes.
+    layer_pairs : str
+        Block pairs (indices into the models' ``feats``) for ``sp`` and ``iusp``: ``"stages"``
+        (:func:`default_layer_pairs`), ``"last"`` (:func:`last_stage_pair`) or explicit
+        ``"s:t,s:t"``.
+    iusp_scope : {"clip", "window"}
+        The utterance of ``iusp``.
     """
 
     kd: float = 1.0
     sp: float = 0.0
     iusp: float = 0.0
     temperature: float = 2.0
-    layer_pairs: Pairs | None = None
+    layer_pairs: str = "stages"
+    iusp_scope: str = "clip"
 
     def __post_init__(self) -> None:
-        for name in ("kd", "sp", "iusp"):
+        for name in TERMS:
             if getattr(self, name) < 0:
                 raise ValueError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.temperature <= 0:
             raise ValueError(f"DistillConfig.temperature must be > 0, got {self.temperature}")
-        if self.layer_pairs is not None:
-            pairs = tuple((int(s), int(t)) for s, t in self.layer_pairs)
-            object.__setattr__(self, "layer_pairs", pairs)
+        if self.iusp_scope not in SCOPES:
+            raise ValueError(f"DistillConfig.iusp_scope must be one of {SCOPES}")
+        parse_pairs(self.layer_pairs)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The terms with a non-zero weight."""
+        return tuple(t for t in TERMS if getattr(self, t) > 0)
+
+    def pairs_for(
+        self, student_shapes: Sequence[Sequence[int]], teacher_shapes: Sequence[Sequence[int]]
+    ) -> Pairs:
+        """The layer pairs for models with these block output shapes; ValueError if an explicit
+        pair names a block the models do not have."""
+        pairs = parse_pairs(self.layer_pairs)
+        if pairs is None:
+            return PAIR_CHOICES[self.layer_pairs](student_shapes, teacher_shapes)
+        for s, t in pairs:
+            if s >= len(student_shapes) or t >= len(teacher_shapes):
+                raise ValueError(
+                    f"layer_pairs {self.layer_pairs!r}: the student has {len(student_shapes)} "
+                    f"blocks and the teacher {len(teacher_shapes)}"
+                )
+        return pairs
 
 
-def distillation_loss(
+@dataclass
+class TeacherBatch:
+    """The teacher's side of a batch, as the losses need it.
+
+    Attributes
+    ----------
+    logits : torch.Tensor
+        ``[N, K]`` per-window logits (``kd``).
+    feats : dict of int to torch.Tensor
+        Teacher block -> activations ``[N, ...]`` of the windows (``sp``).
+    grams : dict of int to list of torch.Tensor
+        Teacher block -> one Gram tensor per :class:`ClipGroup` (``iusp`` scope ``clip``,
+        ``[G, T, T]``) or a single ``[N, T, T]`` (scope ``window``).
+    """
+
+    logits: torch.Tensor | None = None
+    feats: dict[int, torch.Tensor] = field(default_factory=dict)
+    grams: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+
+
+def teacher_batch(
     cfg: DistillConfig,
-    s_logits: torch.Tensor,
-    t_logits: torch.Tensor,
-    s_feats: Sequence[torch.Tensor],
-    t_feats: Sequence[torch.Tensor],
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Weighted sum of the enabled distillation terms.
+    pairs: Pairs,
+    logits: torch.Tensor,
+    feats: Sequence[torch.Tensor],
+    groups: Sequence[ClipGroup] | None,
+    window_frames: int,
+) -> TeacherBatch:
+    """What the losses need from the teacher's outputs on a batch's windows.
 
     Parameters
     ----------
     cfg : DistillConfig
-        Weights, temperature and layer pairs.
-    s_logits, t_logits : torch.Tensor
-        ``[B, C]`` student and teacher logits of the same windows.
-    s_feats, t_feats : sequence of torch.Tensor
-        Block features ``[B, C, T, F]`` as returned by the models.
+        Terms and IUSP scope.
+    pairs : tuple of (student_block, teacher_block)
+        Layer pairs.
+    logits, feats : torch.Tensor, sequence of torch.Tensor
+        Teacher window logits ``[N, K]`` and block features ``[N, C, T, F]``.
+    groups : sequence of ClipGroup, optional
+        The batch's clip groups (needed for clip-scope IUSP).
+    window_frames : int
+        Frames per window.
+    """
+    out = TeacherBatch(logits=logits.detach().float() if cfg.kd else None)
+    blocks = sorted({j for _, j in pairs})
+    if cfg.sp:
+        out.feats = {j: feats[j].detach().float() for j in blocks}
+    if cfg.iusp:
+        for j in blocks:
+            f = feats[j].detach().float()
+            if cfg.iusp_scope == "window":
+                out.grams[j] = [utterance_gram(f)]
+            else:
+                out.grams[j] = [clip_gram(f, g, window_frames) for g in groups]
+    return out
+
+
+def distillation_loss(
+    cfg: DistillConfig,
+    pairs: Pairs,
+    s_logits: torch.Tensor,
+    s_feats: Sequence[torch.Tensor],
+    teacher: TeacherBatch,
+    groups: Sequence[ClipGroup] | None = None,
+    window_frames: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """The enabled distillation terms, unweighted (the caller applies the weights).
+
+    Parameters
+    ----------
+    cfg : DistillConfig
+        Terms, temperature and IUSP scope.
+    pairs : tuple of (student_block, teacher_block)
+        Layer pairs for ``sp`` and ``iusp``.
+    s_logits : torch.Tensor
+        ``[N, K]`` student window logits.
+    s_feats : sequence of torch.Tensor
+        Student block features ``[N, C, T, F]``.
+    teacher : TeacherBatch
+        The teacher's side of the same windows.
+    groups : sequence of ClipGroup, optional
+        Clip groups of the batch (clip-scope IUSP).
+    window_frames : int, optional
+        Frames per window (clip-scope IUSP).
 
     Returns
     -------
-    total : torch.Tensor
-        Scalar ``sum(weight * term)`` over the terms with non-zero weight.
-    parts : dict of str to torch.Tensor
-        Unweighted, detached value of each enabled term.
+    dict of str to torch.Tensor
+        ``kd``, ``sp``, ``iusp`` (those enabled): scalars with gradients to the student; feature
+        terms are means over the layer pairs (and, for IUSP, over utterances).
     """
-    pairs = cfg.layer_pairs
-    if pairs is None and (cfg.sp or cfg.iusp):
-        pairs = default_layer_pairs([f.shape for f in s_feats], [f.shape for f in t_feats])
-    if (cfg.sp or cfg.iusp) and not pairs:
-        raise ValueError("DistillConfig: sp/iusp enabled but layer_pairs is empty")
-    terms = {
-        "kd": lambda: kd_loss(s_logits, t_logits, cfg.temperature),
-        "sp": lambda: sum(sp_loss(s_feats[i], t_feats[j]) for i, j in pairs),
-        "iusp": lambda: sum(iusp_loss(s_feats[i], t_feats[j]) for i, j in pairs),
-    }
-    total = s_logits.new_zeros(())
-    parts: dict[str, torch.Tensor] = {}
-    for name, fn in terms.items():
-        weight = getattr(cfg, name)
-        if weight:
-            value = fn()
-            total = total + weight * value
-            parts[name] = value.detach()
-    return total, parts
+    terms: dict[str, torch.Tensor] = {}
+    if cfg.kd:
+        terms["kd"] = kd_loss(s_logits.float(), teacher.logits, cfg.temperature)
+    if cfg.sp:
+        terms["sp"] = sum(sp_loss(s_feats[i].float(), teacher.feats[j]) for i, j in pairs)
+        terms["sp"] = terms["sp"] / len(pairs)
+    if cfg.iusp:
+        per_pair = []
+        for i, j in pairs:
+            fs = s_feats[i].float()
+            if cfg.iusp_scope == "window":
+                per_pair.append(gram_distance(utterance_gram(fs), teacher.grams[j][0]).mean())
+                continue
+            dist = [
+                gram_distance(clip_gram(fs, g, window_frames), gt)
+                for g, gt in zip(groups, teacher.grams[j], strict=True)
+            ]
+            per_pair.append(torch.cat(dist).mean())
+        terms["iusp"] = sum(per_pair) / len(pairs)
+    return terms

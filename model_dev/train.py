@@ -49,10 +49,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from model_dev.arch import STUDENTS, TEACHER, ArchSpec, build_torch
+from model_dev.arch import STUDENTS, TEACHER, ArchSpec, block_shapes, build_torch
 from model_dev.augment import mixup, spec_augment
+from model_dev.calibrate import balanced_weights, mean_gradient_norms
 from model_dev.checkpoint import (
     CHECKPOINT_FORMAT,
     check_compatible,
@@ -72,10 +74,11 @@ from model_dev.checkpoint import (
     state_dict_sha256,
 )
 from model_dev.device import autocast, reproducible, resolve_device
-from model_dev.distill import distillation_loss
+from model_dev.distill import Pairs, clip_groups, distillation_loss
 from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.teacher_cache import LiveTeacher, TeacherCache
 from model_dev.train_config import TrainConfig
 from model_dev.windows import ClipWindows, forward_windows, predict, split_windows
 
@@ -108,62 +111,110 @@ class _Run:
 
     cfg: TrainConfig
     model: nn.Module
-    teacher: nn.Module | None
+    data: ClipWindows
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     pos_weight: torch.Tensor | None
     device: torch.device
     amp: bool
+    teacher: LiveTeacher | TeacherCache | None = None
+    pairs: Pairs = ()
+    weights: dict[str, float] = field(default_factory=dict)
 
-    def step(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, rng) -> dict[str, float]:
-        """One optimisation step on a batch; returns the loss and its parts."""
-        cfg = self.cfg
+    def losses(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms of the (augmented) batch of clips ``idx``."""
+        cfg, data = self.cfg, self.data
+        x, mask, y = data.batch(idx, self.device)
+        n_frames = data.n_frames[idx]
         if cfg.mixup_alpha:
-            x, mask, y = mixup(x, mask, y, cfg, rng)
+            x, mask, y, partner = mixup(x, mask, y, cfg, rng)
+            n_frames = np.maximum(n_frames, n_frames[partner])
         windows = spec_augment(x[mask], cfg, rng)
         with autocast(self.device, self.amp):
             clip_logits, logits, feats = forward_windows(self.model, windows, mask)
-            if self.teacher is not None:
-                with torch.no_grad():
-                    _, t_logits, t_feats = forward_windows(self.teacher, windows, mask)
         bce = F.binary_cross_entropy_with_logits(clip_logits.float(), y, pos_weight=self.pos_weight)
-        loss, parts = bce, {"bce": bce.detach()}
+        terms = {"bce": bce}
         if self.teacher is not None:
-            distill, terms = distillation_loss(
-                cfg.distill,
-                logits.float(),
-                t_logits.float(),
-                [f.float() for f in feats],
-                [f.float() for f in t_feats],
+            window_frames, groups = int(x.shape[2]), None
+            if cfg.iusp and cfg.iusp_scope == "clip":
+                counts = mask.sum(1).tolist()
+                groups = clip_groups(n_frames.tolist(), counts, window_frames, data.hop_frames)
+            with autocast(self.device, self.amp):
+                target = self.teacher(idx, windows, mask, groups)
+            terms |= distillation_loss(
+                cfg.distill, self.pairs, logits, feats, target, groups, window_frames
             )
-            loss, parts = loss + distill, {**parts, **terms}
+        return terms
+
+    def step(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+        """One optimisation step on the clips ``idx``; returns the loss and its parts."""
+        terms = self.losses(idx, rng)
+        loss = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return {k: float(v) for k, v in {"loss": loss.detach(), **parts}.items()}
+        return {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
 
 
-def _run_epoch(run: _Run, data: ClipWindows, epoch: int, progress: bool) -> dict[str, float]:
+def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, float]:
     """Train one epoch; returns clip-weighted means of the loss parts."""
     cfg = run.cfg
     rng = np.random.default_rng([cfg.seed, epoch])
     torch.manual_seed(int(rng.integers(2**62)))  # dropout
     run.model.train()
-    order = rng.permutation(len(data))
+    order = rng.permutation(len(run.data))
     sums: dict[str, float] = {}
     starts = range(0, len(order), cfg.batch_size)
     desc = f"{cfg.arch} epoch {epoch}/{cfg.epochs}"
     with tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
         for start in bar:
             idx = order[start : start + cfg.batch_size]
-            parts = run.step(*data.batch(idx, run.device), rng)
+            parts = run.step(idx, rng)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             bar.set_postfix(loss=f"{parts['loss']:.4f}")
-    return {k: v / len(data) for k, v in sums.items()}
+    return {k: v / len(run.data) for k, v in sums.items()}
+
+
+def _attach_teacher(
+    run: _Run, teacher: nn.Module, identity: dict, cache_dir: Path | None, progress: bool
+) -> None:
+    """Give ``run`` its teacher side: layer pairs, and the live teacher or its cache."""
+    cfg, dcfg = run.cfg, run.cfg.distill
+    run.pairs = dcfg.pairs_for(block_shapes(run.model.spec), block_shapes(teacher.spec))
+    window_frames = run.model.spec.window_frames
+    if cfg.teacher_targets == "live":
+        run.teacher = LiveTeacher(teacher, dcfg, run.pairs, window_frames)
+        return
+    key = {
+        "teacher_sha256": identity["teacher"]["state_dict_sha256"],
+        "fingerprint": identity["dataset"]["fingerprint"],
+        "frontend_hash": identity["frontend_hash"],
+        "window": [window_frames, run.data.hop_frames],
+        "clips": hashlib.sha256(np.asarray(run.data.clip_index).tobytes()).hexdigest(),
+    }
+    run.teacher = TeacherCache.load_or_build(
+        cache_dir, key, teacher, run.data, dcfg, run.pairs, run.device, progress=progress
+    )
+
+
+def _distill_weights(run: _Run) -> dict:
+    """The terms' loss weights: as configured, or calibrated on gradient norms."""
+    cfg = run.cfg
+    targets = {t: getattr(cfg, t) for t in cfg.distill.terms}
+    if cfg.weighting == "fixed":
+        return {"weights": targets, "targets": None, "grad_norms": None}
+    norms = mean_gradient_norms(
+        run.model, run.losses, len(run.data), cfg.batch_size, cfg.calibration_batches, cfg.seed
+    )
+    return {
+        "weights": balanced_weights(norms, targets),
+        "targets": targets,
+        "grad_norms": norms,
+    }
 
 
 def _better(value: float, best: float | None) -> bool:
@@ -205,7 +256,8 @@ def _resume(path: Path, identity: dict, run: _Run) -> dict:
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
     run.scaler.load_state_dict(ckpt["scaler"])
-    return {k: ckpt[k] for k in ("epoch", "best", "bad_epochs", "stopped", "metrics")}
+    keys = ("epoch", "best", "bad_epochs", "stopped", "metrics", "distill")
+    return {k: ckpt.get(k) for k in keys}
 
 
 def train(
@@ -216,6 +268,7 @@ def train(
     resume: bool = False,
     spec: ArchSpec | None = None,
     progress: bool = True,
+    teacher_cache: str | Path | None = None,
 ) -> Path:
     """Train a teacher or a (optionally distilled) student; see the module docstring.
 
@@ -236,6 +289,9 @@ def train(
         decides the kind. Its ``n_classes`` and ``n_mels`` are set from the data.
     progress : bool
         Show a progress bar per epoch.
+    teacher_cache : str or Path, optional
+        Root of the teacher-output cache (``teacher_targets="cached"``); default
+        ``out_dir/teacher-cache``. Share one root between runs to compute the teacher once.
 
     Returns
     -------
@@ -259,38 +315,8 @@ def train(
     )
     train_data = split_windows(feature_set, cfg.train_splits, spec, cfg.window_hop_frames)
     val_data = split_windows(feature_set, cfg.val_splits, spec, cfg.window_hop_frames)
-    teacher, teacher_meta = None, None
-    if cfg.teacher is not None:
-        teacher, teacher_meta = load_checkpoint(cfg.teacher, expect_kind="teacher")
-        check_compatible(teacher_meta, feature_set, cfg.teacher)
-        if teacher.spec.window_frames != spec.window_frames:
-            raise ValueError(
-                f"{cfg.teacher}: teacher windows of {teacher.spec.window_frames} frames, "
-                f"the student's are {spec.window_frames}"
-            )
-        teacher = teacher.to(device).requires_grad_(False)
-    identity = {
-        "format": CHECKPOINT_FORMAT,
-        "kind": cfg.kind,
-        "arch": spec.to_dict(),
-        "train_config": cfg.to_dict(),
-        "frontend": feature_set.config.to_dict(),
-        "frontend_hash": feature_set.config.hash,
-        "classes": list(feature_set.classes),
-        "dataset": {
-            "fingerprint": feature_set.fingerprint,
-            "n_clips": len(feature_set),
-            "train_clips": len(train_data),
-            "val_clips": len(val_data),
-        },
-        "teacher": None,
-    }
-    if teacher_meta is not None:
-        identity["teacher"] = {
-            "path": str(cfg.teacher),
-            "arch": teacher_meta["arch"]["name"],
-            "state_dict_sha256": teacher_meta["state_dict_sha256"],
-        }
+    teacher = _load_teacher(cfg, feature_set, spec, device)
+    identity = _identity(cfg, spec, feature_set, train_data, val_data)
     atomic_write_text(out / "config.json", cfg.to_json() + "\n")
     with reproducible(device):
         torch.manual_seed(cfg.seed)
@@ -302,7 +328,7 @@ def train(
         run = _Run(
             cfg,
             model,
-            teacher,
+            train_data,
             optimizer,
             torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, steps)),
             torch.amp.GradScaler(device.type, enabled=amp),
@@ -311,42 +337,104 @@ def train(
             amp,
         )
         state = {"epoch": 0, "best": None, "bad_epochs": 0, "stopped": False, "metrics": []}
+        state["distill"] = None
+        if teacher is not None:
+            _, teacher_meta = teacher
+            identity["teacher"] = {
+                "path": str(cfg.teacher),
+                "arch": teacher_meta["arch"]["name"],
+                "state_dict_sha256": teacher_meta["state_dict_sha256"],
+            }
+            cache = Path(teacher_cache) if teacher_cache is not None else out / "teacher-cache"
+            _attach_teacher(run, teacher[0], identity, cache, progress)
         if resume and last.exists():
             state = _resume(last, identity, run)
-        eval_batch = 4 * cfg.batch_size
-        while state["epoch"] < cfg.epochs and not state["stopped"]:
-            epoch, t0 = state["epoch"] + 1, time.perf_counter()
-            losses = _run_epoch(run, train_data, epoch, progress)
-            val = auprc(
-                val_data.labels.numpy(),
-                predict(model, val_data, device, eval_batch, amp),
-                feature_set.classes,
-            )
-            row = {"epoch": epoch, **losses, "val_micro": val["micro"], "val_macro": val["macro"]}
-            row |= {"lr": run.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
-            improved = _better(val["micro"], state["best"] and state["best"]["val_micro"])
-            if improved:
-                state["best"] = {k: row[k] for k in ("epoch", "val_micro", "val_macro")}
-            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-            state["stopped"] = 0 < cfg.patience <= state["bad_epochs"]
-            state["epoch"] = epoch
-            state["metrics"] = [*state["metrics"], row]
-            weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            ckpt = {**identity, **state, "model": weights}
-            ckpt["state_dict_sha256"] = state_dict_sha256(weights)
-            if improved:
-                save_checkpoint(ckpt, out / "best.pt")
-            resumable = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": run.scheduler.state_dict(),
-                "scaler": run.scaler.state_dict(),
-            }
-            save_checkpoint({**ckpt, **resumable}, last)
-            _write_metrics(out / "metrics.csv", state["metrics"])
-            if progress:
-                tqdm.write(
-                    f"epoch {epoch}: loss {losses['loss']:.4f}, val micro-AUPRC "
-                    f"{val['micro']:.4f} (best {state['best']['val_micro']:.4f} "
-                    f"@ {state['best']['epoch']})"
-                )
+        elif teacher is not None:
+            state["distill"] = {**_distill_weights(run), "pairs": [list(p) for p in run.pairs]}
+        if state["distill"] is not None:
+            run.weights = state["distill"]["weights"]
+        _fit(run, state, identity, val_data, feature_set.classes, out, progress)
     return out / "best.pt"
+
+
+def _load_teacher(
+    cfg: TrainConfig, fs: FeatureSet, spec: ArchSpec, device: torch.device
+) -> tuple[nn.Module, dict] | None:
+    """The frozen teacher and its metadata (None without one); checked against data and spec."""
+    if cfg.teacher is None:
+        return None
+    teacher, meta = load_checkpoint(cfg.teacher, expect_kind="teacher")
+    check_compatible(meta, fs, cfg.teacher)
+    if teacher.spec.window_frames != spec.window_frames:
+        raise ValueError(
+            f"{cfg.teacher}: teacher windows of {teacher.spec.window_frames} frames, "
+            f"the student's are {spec.window_frames}"
+        )
+    return teacher.to(device).requires_grad_(False), meta
+
+
+def _identity(
+    cfg: TrainConfig, spec: ArchSpec, fs: FeatureSet, train_data: ClipWindows, val: ClipWindows
+) -> dict:
+    """What a checkpoint records about its run (and what a resumed run must match)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "kind": cfg.kind,
+        "arch": spec.to_dict(),
+        "train_config": cfg.to_dict(),
+        "frontend": fs.config.to_dict(),
+        "frontend_hash": fs.config.hash,
+        "classes": list(fs.classes),
+        "dataset": {
+            "fingerprint": fs.fingerprint,
+            "n_clips": len(fs),
+            "train_clips": len(train_data),
+            "val_clips": len(val),
+        },
+        "teacher": None,
+    }
+
+
+def _fit(
+    run: _Run,
+    state: dict,
+    identity: dict,
+    val_data: ClipWindows,
+    classes: tuple[str, ...],
+    out: Path,
+    progress: bool,
+) -> None:
+    """The epoch loop: train, validate, keep the best, checkpoint every epoch, stop early."""
+    cfg, model = run.cfg, run.model
+    while state["epoch"] < cfg.epochs and not state["stopped"]:
+        epoch, t0 = state["epoch"] + 1, time.perf_counter()
+        losses = _run_epoch(run, epoch, progress)
+        scores = predict(model, val_data, run.device, 4 * cfg.batch_size, run.amp)
+        val = auprc(val_data.labels.numpy(), scores, classes)
+        row = {"epoch": epoch, **losses, "val_micro": val["micro"], "val_macro": val["macro"]}
+        row |= {"lr": run.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        improved = _better(val["micro"], state["best"] and state["best"]["val_micro"])
+        if improved:
+            state["best"] = {k: row[k] for k in ("epoch", "val_micro", "val_macro")}
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        state["stopped"] = 0 < cfg.patience <= state["bad_epochs"]
+        state["epoch"] = epoch
+        state["metrics"] = [*state["metrics"], row]
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        ckpt = {**identity, **state, "model": weights}
+        ckpt["state_dict_sha256"] = state_dict_sha256(weights)
+        if improved:
+            save_checkpoint(ckpt, out / "best.pt")
+        resumable = {
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+        }
+        save_checkpoint({**ckpt, **resumable}, out / "last.pt")
+        _write_metrics(out / "metrics.csv", state["metrics"])
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: loss {losses['loss']:.4f}, val micro-AUPRC "
+                f"{val['micro']:.4f} (best {state['best']['val_micro']:.4f} "
+                f"@ {state['best']['epoch']})"
+            )

@@ -16,6 +16,8 @@ ARCHS = ("teacher", *STUDENTS)
 SCHEDULES = ("cosine", "constant")
 MIXUP_LABELS = ("convex", "max")
 DISTILL_TERMS = ("kd", "sp", "iusp")
+WEIGHTINGS = ("gradient", "fixed")
+TARGETS = ("cached", "live")
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,21 @@ class TrainConfig(JsonConfig):
         Dataset splits to train on and to validate on (early stopping, operating thresholds).
     teacher : str, optional
         Teacher checkpoint for distilling a student.
-    kd, sp, iusp, temperature, layer_pairs
-        :class:`~model_dev.distill.DistillConfig` fields; a weight > 0 needs ``teacher``.
+    kd, sp, iusp : float
+        Distillation terms (a value > 0 needs ``teacher``): with ``weighting="gradient"`` the
+        target ratio of the term's gradient norm to the BCE's on the student's parameters
+        (calibrated at the start of training, :mod:`model_dev.calibrate`); with ``"fixed"`` the
+        loss weight itself.
+    weighting : {"gradient", "fixed"}
+        How ``kd``, ``sp`` and ``iusp`` are read.
+    calibration_batches : int
+        Batches over which gradient norms are measured for ``weighting="gradient"``.
+    temperature, layer_pairs, iusp_scope
+        :class:`~model_dev.distill.DistillConfig` fields.
+    teacher_targets : {"cached", "live"}
+        Teacher outputs computed once on the clean training windows
+        (:class:`~model_dev.teacher_cache.TeacherCache`), or by running the teacher on every
+        augmented batch; mixup needs ``"live"``.
     """
 
     arch: str = "s5k"
@@ -89,8 +104,12 @@ class TrainConfig(JsonConfig):
     kd: float = 0.0
     sp: float = 0.0
     iusp: float = 0.0
+    weighting: str = "gradient"
+    calibration_batches: int = 8
     temperature: float = 2.0
-    layer_pairs: tuple[tuple[int, int], ...] | None = None
+    layer_pairs: str = "stages"
+    iusp_scope: str = "clip"
+    teacher_targets: str = "cached"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -129,10 +148,22 @@ class TrainConfig(JsonConfig):
                 "needs a distillation weight (kd, sp or iusp) > 0",
             ),
             (self.teacher is not None or not weights, "teacher", f"required by {weights}"),
+            (self.weighting in WEIGHTINGS, "weighting", f"must be one of {list(WEIGHTINGS)}"),
+            (self.calibration_batches > 0, "calibration_batches", "must be > 0"),
+            (self.teacher_targets in TARGETS, "teacher_targets", f"must be in {list(TARGETS)}"),
+            (
+                not (self.teacher_targets == "cached" and self.mixup_alpha and weights),
+                "teacher_targets",
+                "cached teacher outputs cannot follow mixup; use 'live' or mixup 0",
+            ),
         ]
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
+        try:
+            DistillConfig(1.0, 0.0, 0.0, self.temperature, self.layer_pairs, self.iusp_scope)
+        except ValueError as exc:
+            raise ValueError(f"TrainConfig: {exc}") from None
 
     def _coerce(self, name: str, annotation: str, value: object) -> None:
         """Type-check field ``name`` against its annotation; normalise floats and tuples."""
@@ -144,19 +175,11 @@ class TrainConfig(JsonConfig):
             return ValueError(f"TrainConfig.{name}: expected {annotation}, got {value!r}")
 
         if base.startswith("tuple"):
-            is_pairs = "tuple[int" in base
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
                 raise fail()
-            items = tuple(tuple(v) if is_pairs else v for v in value)
-            ok = all(
-                len(v) == 2 and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
-                if is_pairs
-                else isinstance(v, str)
-                for v in items
-            )
-            if not ok:
+            if not all(isinstance(v, str) for v in value):
                 raise fail()
-            object.__setattr__(self, name, items)
+            object.__setattr__(self, name, tuple(value))
         elif base == "bool":
             if not isinstance(value, bool):
                 raise fail()
@@ -182,4 +205,6 @@ class TrainConfig(JsonConfig):
         """The distillation config, or None without a teacher."""
         if self.teacher is None:
             return None
-        return DistillConfig(self.kd, self.sp, self.iusp, self.temperature, self.layer_pairs)
+        return DistillConfig(
+            self.kd, self.sp, self.iusp, self.temperature, self.layer_pairs, self.iusp_scope
+        )

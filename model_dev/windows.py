@@ -36,6 +36,12 @@ class ClipWindows:
     scale : float
     zero_point : int
         Dequantisation of the features: ``(q - zero_point) * scale``.
+    n_frames : np.ndarray
+        int64 ``[n_clips]``: clip lengths in frames (the windows' layout follows from them).
+    clip_index : np.ndarray
+        int64 ``[n_clips]``: the clips' indices in the :class:`FeatureSet`.
+    hop_frames : int
+        Hop between a clip's windows.
     """
 
     windows: torch.Tensor
@@ -43,6 +49,9 @@ class ClipWindows:
     labels: torch.Tensor
     scale: float
     zero_point: int
+    n_frames: np.ndarray
+    clip_index: np.ndarray
+    hop_frames: int
 
     @classmethod
     def from_features(
@@ -62,6 +71,9 @@ class ClipWindows:
             torch.from_numpy(np.asarray(fs.labels)[indices].astype(np.float32)),
             fs.config.input_scale,
             fs.config.input_zero_point,
+            np.diff(fs.offsets)[indices].astype(np.int64),
+            np.asarray(indices, dtype=np.int64),
+            hop_frames,
         )
 
     def __len__(self) -> int:

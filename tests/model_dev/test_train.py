@@ -84,9 +84,16 @@ def _rows(path) -> list[dict]:
 
 # ------------------------------------------------------------------------------------ config
 def test_config_json_round_trip_and_field_errors():
-    cfg = TrainConfig(arch="s20k", mixup_alpha=0.2, teacher="t.pt", kd=1, layer_pairs=[[0, 1]])
+    cfg = TrainConfig(
+        arch="s20k",
+        mixup_alpha=0.2,
+        teacher="t.pt",
+        kd=1,
+        layer_pairs="0:1",
+        teacher_targets="live",
+    )
     assert TrainConfig.from_json(cfg.to_json()) == cfg
-    assert cfg.layer_pairs == ((0, 1),) and cfg.distill.layer_pairs == ((0, 1),)
+    assert cfg.distill.layer_pairs == "0:1" and cfg.distill.iusp_scope == "clip"
     bad = [
         ({"arch": "s1k"}, "arch"),
         ({"epochs": 0}, "epochs"),
@@ -95,7 +102,11 @@ def test_config_json_round_trip_and_field_errors():
         ({"device": "tpu"}, "device"),
         ({"kd": 1.0}, "teacher"),
         ({"arch": "teacher", "teacher": "t.pt", "kd": 1.0}, "teacher"),
-        ({"layer_pairs": [[0]]}, "layer_pairs"),
+        ({"layer_pairs": [[0, 1]]}, "layer_pairs"),
+        ({"layer_pairs": "0"}, "layer_pairs"),
+        ({"iusp_scope": "batch"}, "iusp_scope"),
+        ({"weighting": "loss"}, "weighting"),
+        ({"teacher_targets": "disk"}, "teacher_targets"),
         ({"epochz": 3}, "epochz"),
     ]
     for fields, name in bad:
@@ -197,9 +208,11 @@ def test_distillation_runs_each_term(fs, teacher_ckpt, student_run, tmp_path, te
     cfg = TrainConfig(arch="s5k", epochs=1, teacher=str(teacher_ckpt), **{term: 1.0}, **FAST)
     best = train(cfg, fs, tmp_path, progress=False)
     row = _rows(tmp_path / "metrics.csv")[0]
-    assert np.isfinite(float(row[term])) and float(row[term]) > 0
-    assert float(row["loss"]) == pytest.approx(float(row["bce"]) + float(row[term]), rel=1e-5)
     _, meta = load_checkpoint(best, expect_kind="student")
+    weight = meta["distill"]["weights"][term]  # calibrated on gradient norms
+    assert np.isfinite(float(row[term])) and float(row[term]) > 0 and weight > 0
+    expected = float(row["bce"]) + weight * float(row[term])
+    assert float(row["loss"]) == pytest.approx(expected, rel=1e-5)
     _, t_meta = load_checkpoint(teacher_ckpt, expect_kind="teacher")
     assert meta["teacher"]["state_dict_sha256"] == t_meta["state_dict_sha256"]
     assert meta["teacher"]["arch"] == "tiny-teacher"

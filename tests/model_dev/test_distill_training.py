@@ -1,0 +1,170 @@
+"""Distilled training: gradient-balanced weights, the teacher cache, clip-level IUSP in the loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from model_dev.calibrate import mean_gradient_norms
+from model_dev.checkpoint import load_checkpoint
+from model_dev.train import train
+from model_dev.train_config import TrainConfig
+from tests.model_dev.test_train import FAST, TINY_TEACHER, toy_features
+
+torch.set_num_threads(1)
+NO_AUGMENT = dict(time_masks=0, freq_masks=0)
+
+
+@pytest.fixture(scope="module")
+def fs():
+    return toy_features()
+
+
+@pytest.fixture(scope="module")
+def teacher(fs, tmp_path_factory):
+    cfg = TrainConfig(arch="teacher", epochs=1, **FAST)
+    return train(cfg, fs, tmp_path_factory.mktemp("teacher"), spec=TINY_TEACHER, progress=False)
+
+
+def _student(teacher, **fields) -> TrainConfig:
+    base = dict(arch="s5k", epochs=1, patience=0, teacher=str(teacher), **FAST)
+    return TrainConfig(**{**base, **fields})
+
+
+def _weights(path) -> dict:
+    return {k: v.clone() for k, v in torch.load(path, weights_only=True)["model"].items()}
+
+
+def test_calibration_lands_each_ratio_within_ten_percent(fs, teacher, tmp_path):
+    """Weights calibrated on 32 batches give each weighted term the target share of the BCE's
+    gradient norm, measured again on 32 other batches (another seed)."""
+    targets = {"kd": 0.5, "sp": 2.0, "iusp": 1.0}
+    cfg = _student(
+        teacher, batch_size=8, calibration_batches=32, layer_pairs="last", **targets
+    )
+    best = train(cfg, fs, tmp_path / "run", progress=False)
+    _, meta = load_checkpoint(best)
+    d = meta["distill"]
+    assert d["targets"] == targets and d["pairs"] == [[4, 1]]
+    for term, target in targets.items():
+        assert d["grad_norms"][term] * d["weights"][term] / d["grad_norms"]["bce"] == (
+            pytest.approx(target, rel=1e-9)
+        )
+    # re-measure on the initial model with other batches
+    from model_dev import train as train_mod
+
+    captured = {}
+    real = train_mod._distill_weights
+
+    def spy(run):
+        captured["norms"] = mean_gradient_norms(
+            run.model, run.losses, len(run.data), 8, 32, seed=1234
+        )
+        return real(run)
+
+    train_mod._distill_weights = spy
+    try:
+        train(cfg, fs, tmp_path / "again", progress=False)
+    finally:
+        train_mod._distill_weights = real
+    norms = captured["norms"]
+    for term, target in targets.items():
+        ratio = d["weights"][term] * norms[term] / norms["bce"]
+        assert ratio == pytest.approx(target, rel=0.10), term
+
+
+def test_cached_teacher_equals_live_teacher_without_augmentation(fs, teacher, tmp_path):
+    for terms in (dict(kd=1.0), dict(sp=1.0), dict(iusp=1.0), dict(iusp=1.0, iusp_scope="window")):
+        runs = {}
+        for targets in ("cached", "live"):
+            cfg = _student(teacher, epochs=2, teacher_targets=targets, **NO_AUGMENT, **terms)
+            runs[targets] = train(
+                cfg, fs, tmp_path / f"{targets}-{len(runs)}-{terms}", progress=False
+            )
+        cached, live = _weights(runs["cached"]), _weights(runs["live"])
+        for name in cached:
+            torch.testing.assert_close(cached[name], live[name], rtol=1e-5, atol=1e-6)
+
+
+def test_teacher_cache_hit_miss_and_invalidation(fs, teacher, tmp_path):
+    cache = tmp_path / "cache"
+    cfg = _student(teacher, iusp=1.0, kd=1.0)
+
+    def entries() -> set[str]:
+        return {p.name for p in cache.glob("teacher-*")}
+
+    train(cfg, fs, tmp_path / "a", progress=False, teacher_cache=cache)
+    first = entries()
+    assert len(first) == 1
+    stamp = (cache / next(iter(first)) / "index.json").stat().st_mtime_ns
+    train(dataclasses.replace(cfg, seed=1), fs, tmp_path / "b", progress=False, teacher_cache=cache)
+    assert entries() == first  # hit: another student seed reuses it untouched
+    assert (cache / next(iter(first)) / "index.json").stat().st_mtime_ns == stamp
+    # a different teacher (one more epoch), other data, another front end: each a new entry
+    t2 = train(
+        TrainConfig(arch="teacher", epochs=2, **FAST),
+        fs,
+        tmp_path / "teacher2",
+        spec=TINY_TEACHER,
+        progress=False,
+    )
+    train(
+        dataclasses.replace(cfg, teacher=str(t2)),
+        fs,
+        tmp_path / "c",
+        progress=False,
+        teacher_cache=cache,
+    )
+    assert len(entries()) == 2
+    other = toy_features(seed=1)
+    other.fingerprint = "toy-other"
+    t3 = train(
+        TrainConfig(arch="teacher", epochs=1, **FAST),
+        other,
+        tmp_path / "t3",
+        spec=TINY_TEACHER,
+        progress=False,
+    )
+    train(
+        dataclasses.replace(cfg, teacher=str(t3)),
+        other,
+        tmp_path / "d",
+        progress=False,
+        teacher_cache=cache,
+    )
+    assert len(entries()) == 3
+    # the cache serves exactly what the live teacher computes on clean windows
+    for name in entries():
+        assert not (cache / name).name.startswith(".tmp")
+
+
+def test_cached_teacher_refuses_mixup():
+    with pytest.raises(ValueError, match="teacher_targets"):
+        TrainConfig(arch="s5k", teacher="t.pt", kd=1.0, mixup_alpha=0.2)
+    TrainConfig(arch="s5k", teacher="t.pt", kd=1.0, mixup_alpha=0.2, teacher_targets="live")
+
+
+def test_resumed_distilled_run_is_identical(fs, teacher, tmp_path, monkeypatch):
+    from model_dev import train as train_mod
+
+    cfg = _student(teacher, epochs=3, iusp=1.0, kd=1.0)
+    whole = _weights(train(cfg, fs, tmp_path / "whole", progress=False))
+    real = train_mod._run_epoch
+
+    def crash_in_epoch_3(run, epoch, progress):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return real(run, epoch, progress)
+
+    monkeypatch.setattr(train_mod, "_run_epoch", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, fs, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(train_mod, "_run_epoch", real)
+    resumed = _weights(train(cfg, fs, tmp_path / "resumed", progress=False, resume=True))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert np.isfinite(
+        load_checkpoint(tmp_path / "resumed" / "last.pt")[1]["distill"]["weights"]["iusp"]
+    )
