@@ -244,7 +244,12 @@ def _write_entry(entry: Path, index: dict, arrays: dict[str, np.ndarray]) -> Non
         for name, a in arrays.items():
             np.save(tmp / f"{name}.npy", a)
         (tmp / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, entry)
+        try:
+            os.replace(tmp, entry)
+        except OSError:
+            if not (entry / "index.json").is_file():
+                raise
+            shutil.rmtree(tmp)  # a parallel job built the same entry first: keep that one
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

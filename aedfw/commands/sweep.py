@@ -13,7 +13,8 @@ from aedfw.options import add_dataset_options, add_device_option, comma_list, da
 def register(commands: Commands) -> None:
     p = commands.add(
         "sweep",
-        "students x {none, kd, sp, iusp} x seeds against one teacher: AUPRC table, Pareto plot",
+        "students x {none, kd, sp, iusp, kd+sp, kd+iusp} x seeds against one teacher: "
+        "paired AUPRC table, RI, Pareto plot",
         run,
     )
     p.add_argument("--out", type=Path, required=True, help="sweep folder")
@@ -26,12 +27,17 @@ def register(commands: Commands) -> None:
     p.add_argument("--teacher", type=Path, help="teacher checkpoint (required to run)")
     p.add_argument("--config", type=Path, help="SweepConfig fields, JSON or YAML")
     p.add_argument("--students", help="comma-separated, e.g. s5k,s20k (default: all)")
-    p.add_argument("--methods", help="comma-separated from none,kd,sp,iusp (default: all)")
+    p.add_argument(
+        "--methods", help="comma-separated from none,kd,sp,iusp,kd+sp,kd+iusp (default: all)"
+    )
     p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--epochs", type=int, help="epochs of every job (train.epochs)")
-    p.add_argument("--kd-weight", type=float, help="weight of kd in method kd (default 1)")
-    p.add_argument("--sp-weight", type=float, help="weight of sp in method sp (default 3000)")
-    p.add_argument("--iusp-weight", type=float, help="weight of iusp (default 1)")
+    for term in ("kd", "sp", "iusp"):
+        p.add_argument(
+            f"--{term}",
+            type=float,
+            help=f"{term}'s target gradient ratio to the BCE in the arms using it (default 1)",
+        )
     add_device_option(p)
     p.add_argument("--threads", type=int, help="torch threads per job (default cores/jobs)")
 
@@ -50,7 +56,7 @@ def sweep_config(args: argparse.Namespace):
                     raise ValueError(f"--seeds {args.seeds!r}: expected comma-separated integers")
                 items = [int(v) for v in items]
             fields[name] = items
-    for name in ("kd_weight", "sp_weight", "iusp_weight"):
+    for name in ("kd", "sp", "iusp"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     train = dict(fields.get("train") or {})

@@ -42,8 +42,24 @@ def add_options(p: argparse.ArgumentParser, student: bool) -> None:
     if student:
         p.add_argument("--teacher", type=Path, help="teacher checkpoint to distil from")
         p.add_argument("--distill", help="terms: kd,sp,iusp (default kd)")
-        p.add_argument("--weights", help="one weight per --distill term (default 1 each)")
+        p.add_argument(
+            "--weights",
+            help="one value per --distill term (default 1 each): the target ratio of the "
+            "term's gradient norm to the BCE's, or the loss weight with --fixed-weights",
+        )
+        p.add_argument("--fixed-weights", action="store_true", help="--weights are loss weights")
         p.add_argument("--temperature", type=float, help="kd temperature")
+        p.add_argument(
+            "--layer-pairs", help="stages (default), last, or student:teacher block pairs"
+        )
+        p.add_argument(
+            "--iusp-scope", choices=("clip", "window"), help="IUSP utterance (default clip)"
+        )
+        p.add_argument(
+            "--live-teacher",
+            action="store_true",
+            help="run the teacher on every augmented batch instead of caching its outputs",
+        )
     add_device_option(p)
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -69,9 +85,14 @@ def _distill_fields(args: argparse.Namespace) -> dict:
     fields = {t: 0.0 for t in DISTILL_TERMS}
     fields |= {t: float(w) for t, w in zip(terms, weights, strict=True)}
     fields["teacher"] = str(args.teacher)
-    if args.temperature is not None:
-        fields["temperature"] = args.temperature
-    return fields
+    optional = {
+        "temperature": args.temperature,
+        "layer_pairs": args.layer_pairs,
+        "iusp_scope": args.iusp_scope,
+        "weighting": "fixed" if args.fixed_weights else None,
+        "teacher_targets": "live" if args.live_teacher else None,
+    }
+    return fields | {k: v for k, v in optional.items() if v is not None}
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -107,6 +128,7 @@ def run(args: argparse.Namespace) -> None:
     from model_dev.train import train
 
     cfg = train_config(args)
-    fs = dataset_spec(args).features(load_frontend_config(args.frontend))
-    best = train(cfg, fs, args.out, resume=args.resume)
+    spec = dataset_spec(args)
+    fs = spec.features(load_frontend_config(args.frontend))
+    best = train(cfg, fs, args.out, resume=args.resume, teacher_cache=spec.cache / "teacher")
     print(f"best checkpoint: {best}")

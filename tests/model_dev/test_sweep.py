@@ -14,7 +14,8 @@ import torch
 from aedfw.cli import main
 from model_dev.arch import spec_stats
 from model_dev.checkpoint import load_checkpoint
-from model_dev.sweep import SweepConfig, relative_improvement, sweep, write_report
+from model_dev.sweep import SweepConfig, sweep, write_report
+from model_dev.sweep_report import mean_se, paired, relative_improvement, ri_interval
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
 from tests.model_dev.test_train import FAST, TINY_TEACHER, toy_features
@@ -23,8 +24,14 @@ torch.set_num_threads(1)
 
 TRAIN = {"epochs": 1, "patience": 0, **FAST}
 CONFIG = SweepConfig(
-    students=("s5k", "s20k"), methods=("none", "sp", "iusp"), seeds=(0, 1), train=TRAIN
+    students=("s5k", "s20k"),
+    methods=("none", "sp", "iusp", "kd+iusp"),
+    seeds=(0, 1),
+    train=TRAIN,
+    sp=2.0,
+    iusp=0.5,
 )
+ARMS = ("none", "sp", "iusp", "kd+iusp")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def test_sweep_writes_one_row_per_job_and_correct_aggregates(swept, teacher):
         f"{s}-{m}-s{seed}"
         for s, seeds in (("s5k", (0, 1)), ("s20k", (0,)))
         for seed in seeds
-        for m in ("none", "sp", "iusp")
+        for m in ARMS
     ]
     for r in jobs:  # each row is that job's own evaluation of its best checkpoint
         ev = json.loads((out / "jobs" / r["job"] / "result.json").read_text())
@@ -70,36 +77,41 @@ def test_sweep_writes_one_row_per_job_and_correct_aggregates(swept, teacher):
         cfg = TrainConfig.from_dict(meta["train_config"])
         assert (cfg.arch, cfg.seed) == (r["student"], int(r["seed"]))
         weights = {t: getattr(cfg, t) for t in ("kd", "sp", "iusp")}
-        expect = {"none": {}, "sp": {"sp": 3000.0}, "iusp": {"iusp": 1.0}}[r["method"]]
-        assert weights == {t: expect.get(t, 0.0) for t in weights}
+        expect = {"none": {}, "sp": {"sp": 2.0}, "iusp": {"iusp": 0.5}}
+        expect["kd+iusp"] = {"kd": 1.0, "iusp": 0.5}
+        assert weights == {t: expect[r["method"]].get(t, 0.0) for t in weights}
+        if r["method"] != "none":  # the calibrated loss weights are recorded per job
+            assert set(meta["distill"]["weights"]) == set(r["method"].split("+"))
         assert cfg.teacher == (None if r["method"] == "none" else str(teacher))
         assert "thresholds" in meta  # evaluate() saved the operating thresholds
     summary = _rows(out / "summary.csv")
     assert [(r["student"], r["method"]) for r in summary] == [
-        (s, m) for s in ("s5k", "s20k") for m in ("none", "sp", "iusp")
+        (s, m) for s in ("s5k", "s20k") for m in ARMS
     ]
     for row in summary:  # hand computation from sweep.csv
         sel = [r for r in jobs if (r["student"], r["method"]) == (row["student"], row["method"])]
         micro = [float(r["micro"]) for r in sel]
         assert int(row["n_seeds"]) == len(sel)
         assert float(row["micro_mean"]) == pytest.approx(sum(micro) / len(micro), abs=1e-12)
-        if len(micro) == 2:
-            assert float(row["micro_std"]) == pytest.approx(abs(micro[0] - micro[1]) / math.sqrt(2))
+        if len(micro) == 2:  # standard error of two values: |a - b| / 2
+            assert float(row["micro_se"]) == pytest.approx(abs(micro[0] - micro[1]) / 2)
         else:
-            assert row["micro_std"] == "nan"
+            assert row["micro_se"] == "nan"
+        base = {
+            r["seed"]: float(r["micro"])
+            for r in jobs
+            if (r["student"], r["method"]) == (row["student"], "none")
+        }
+        diffs = [float(r["micro"]) - base[r["seed"]] for r in sel]
+        assert float(row["diff_none_mean"]) == pytest.approx(sum(diffs) / len(diffs), abs=1e-12)
         spec = load_checkpoint(out / "jobs" / sel[0]["job"] / "best.pt")[0].spec
         st = spec_stats(spec)
         for k in ("params", "macs", "weight_bytes_int8", "activation_bytes_int8"):
             assert int(row[k]) == st[k]
-    for s in ("s5k", "s20k"):
-        means = {r["method"]: float(r["micro_mean"]) for r in summary if r["student"] == s}
-        none, sp, iusp = means["none"], means["sp"], means["iusp"]
-        expect = (iusp - sp) / (sp - none) if sp - none > 0 else math.nan
-        got = report["ri"][s]
-        assert (math.isnan(got) and math.isnan(expect)) or got == pytest.approx(expect)
+    assert report["ri"]["s20k"]["status"] == "fewer than 2 paired seeds"
     md = (out / "sweep.md").read_text()
     assert "teacher" in md.lower() and "RI = (iusp − sp) / (sp − none)" in md
-    assert md.count("| s5k |") == 4 and "(1 seed)" in md
+    assert md.count("| s5k |") == 5 and "(1 seed)" in md
     assert (out / "pareto.png").stat().st_size > 1000
     assert json.loads((out / "teacher.json").read_text())["checkpoint"] == str(teacher)
 
@@ -111,6 +123,26 @@ def test_relative_improvement_and_na():
     assert math.isnan(relative_improvement(math.nan, 0.6, 0.7))
 
 
+def test_paired_statistics_and_ri_interval():
+    rows = [
+        {"student": "s", "method": m, "seed": seed, "micro": v}
+        for m, values in {"none": [0.50, 0.52, 0.51], "sp": [0.54, 0.55, 0.56]}.items()
+        for seed, v in enumerate(values)
+    ] + [
+        {"student": "s", "method": "iusp", "seed": s, "micro": v} for s, v in [(0, 0.57), (2, 0.6)]
+    ]
+    assert paired(rows, "s", "sp") == pytest.approx({0: 0.04, 1: 0.03, 2: 0.05})
+    assert paired(rows, "s", "iusp") == pytest.approx({0: 0.07, 2: 0.09})  # seed 1 not run
+    mean, se = mean_se([0.04, 0.03, 0.05])
+    assert mean == pytest.approx(0.04) and se == pytest.approx(0.01 / math.sqrt(3))
+    r = ri_interval({0: 0.04, 1: 0.03, 2: 0.05}, {0: 0.06, 1: 0.05, 2: 0.07})
+    assert r["status"] == "ok" and r["ri"] == pytest.approx(0.5)  # (0.06 - 0.04) / 0.04
+    assert r["lo"] <= r["ri"] <= r["hi"] and r["n_seeds"] == 3
+    assert r == ri_interval({0: 0.04, 1: 0.03, 2: 0.05}, {0: 0.06, 1: 0.05, 2: 0.07})
+    noisy = ri_interval({0: 0.05, 1: -0.04, 2: 0.01}, {0: 0.1, 1: 0.1, 2: 0.1})
+    assert math.isnan(noisy["ri"]) and "not above noise" in noisy["status"]
+
+
 def test_resume_skips_done_jobs_and_reruns_missing_ones(swept, fs, teacher):
     out, _ = swept
     cfg = SweepConfig.from_dict(json.loads((out / "sweep_config.json").read_text())["config"])
@@ -120,7 +152,7 @@ def test_resume_skips_done_jobs_and_reruns_missing_ones(swept, fs, teacher):
     (jobs / "s5k-none-s0" / "result.json").unlink()  # interrupted after training: resumed
     report = sweep(cfg, fs, teacher, out, jobs=2, threads=1, progress=False)  # spawned workers
     assert sorted(report["ran"]) == ["s5k-none-s0", "s5k-sp-s1"]
-    assert len(report["skipped"]) == 7 and not report["missing"]
+    assert len(report["skipped"]) == 10 and not report["missing"]
     for p, t in stamp.items():
         if "s5k-sp-s1" not in str(p) and not (p.name == "best.pt" and "s5k-none-s0" in str(p)):
             assert p.stat().st_mtime_ns == t, p  # nothing retrained
@@ -130,7 +162,7 @@ def test_resume_skips_done_jobs_and_reruns_missing_ones(swept, fs, teacher):
     ]
     assert (jobs / "s5k-sp-s1" / "result.json").is_file()
     # a done job is not silently reused under another config
-    other = SweepConfig.from_dict({**cfg.to_dict(), "sp_weight": 10.0})
+    other = SweepConfig.from_dict({**cfg.to_dict(), "sp": 10.0})
     with pytest.raises(ValueError, match=r"s5k-sp-s0.*different config.*'sp'"):
         sweep(other, fs, teacher, out, threads=1, progress=False)
 
@@ -141,8 +173,8 @@ def test_partial_report_counts_missing(swept, tmp_path):
     shutil.copytree(out, part, ignore=shutil.ignore_patterns("*.pt", "*.png"))
     shutil.rmtree(part / "jobs" / "s20k-iusp-s0")
     report = write_report(part)
-    assert report["missing"] == ["s20k-iusp-s0"] and math.isnan(report["ri"]["s20k"])
-    assert "n/a (results missing)" in (part / "sweep.md").read_text()
+    assert report["missing"] == ["s20k-iusp-s0"] and math.isnan(report["ri"]["s20k"]["ri"])
+    assert "undefined: fewer than 2 paired seeds" in (part / "sweep.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -151,7 +183,8 @@ def test_partial_report_counts_missing(swept, tmp_path):
         ({"students": ["s1k"]}, "students"),
         ({"methods": ["none", "fitnet"]}, "methods"),
         ({"seeds": [0, "1"]}, "seeds"),
-        ({"sp_weight": 0}, "sp_weight"),
+        ({"sp": 0}, "sp"),
+        ({"methods": ["kd+fitnet"]}, "methods"),
         ({"train": {"epochz": 2}}, "epochz"),
         ({"train": {"lr": -1}}, "lr"),
         ({"train": {"seed": 3}}, "train.seed"),

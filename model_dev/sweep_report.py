@@ -1,0 +1,301 @@
+"""A sweep's report: per-job rows, per-arm summaries (mean ± standard error, paired differences
+to ``none``), RI with a bootstrap interval, Markdown tables and the Pareto plot. It reads only the
+finished jobs' ``result.json`` files, so it also works on a partial sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from model_dev.arch import ArchSpec, spec_stats
+from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.sweep_config import RESULT, SweepConfig
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error (sample SD with ddof 1 over sqrt(n); NaN below two values)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if not len(arr):
+        return math.nan, math.nan
+    se = float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else math.nan
+    return float(arr.mean()), se
+
+
+def relative_improvement(none: float, sp: float, iusp: float) -> float:
+    """``(iusp - sp) / (sp - none)``; NaN when ``sp - none <= 0`` or an input is NaN."""
+    if any(math.isnan(v) for v in (none, sp, iusp)) or sp - none <= 0:
+        return math.nan
+    return (iusp - sp) / (sp - none)
+
+
+def paired(rows: list[dict], student: str, arm: str, base: str = "none") -> dict[int, float]:
+    """Seed -> micro-AUPRC of ``arm`` minus ``base`` for the seeds run in both."""
+    by = {
+        m: {
+            int(r["seed"]): float(r["micro"])
+            for r in rows
+            if (r["student"], r["method"]) == (student, m)
+        }
+        for m in (arm, base)
+    }
+    return {s: by[arm][s] - by[base][s] for s in sorted(by[arm].keys() & by[base].keys())}
+
+
+def ri_interval(
+    d_sp: dict[int, float], d_iusp: dict[int, float], n_boot: int = 4000, level: float = 0.9
+) -> dict:
+    """RI of paired differences to ``none`` with a percentile-bootstrap interval over seeds.
+
+    Parameters
+    ----------
+    d_sp, d_iusp : dict of int to float
+        Seed -> ``sp - none`` and ``iusp - none`` (micro-AUPRC).
+    n_boot : int
+        Bootstrap resamples of the seeds (fixed RNG seed: the report is reproducible).
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    dict
+        ``ri`` (NaN when undefined), ``lo``, ``hi``, ``n_seeds`` and ``status``: ``"ok"``, or
+        why RI is undefined: too few paired seeds, or ``sp - none`` not above its noise (mean
+        not more than two standard errors above 0).
+    """
+    seeds = sorted(d_sp.keys() & d_iusp.keys())
+    out = {"ri": math.nan, "lo": math.nan, "hi": math.nan, "n_seeds": len(seeds)}
+    if len(seeds) < 2:
+        return out | {"status": "fewer than 2 paired seeds"}
+    a = np.array([d_sp[s] for s in seeds])
+    b = np.array([d_iusp[s] for s in seeds])
+    mean, se = mean_se(a)
+    if not mean > 2 * se:
+        return out | {"status": f"sp - none = {mean:+.4f} ± {se:.4f} (SE) is not above noise"}
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
+    den, num = a[pick].mean(1), b[pick].mean(1) - a[pick].mean(1)
+    boot = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    tail = (1 - level) / 2
+    lo, hi = np.nanquantile(boot, [tail, 1 - tail]) if np.isfinite(boot).any() else (np.nan,) * 2
+    ri = (b.mean() - a.mean()) / a.mean()
+    return out | {"ri": float(ri), "lo": float(lo), "hi": float(hi), "status": "ok"}
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _pm(mean: float, se: float, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return "—"
+    text = f"{mean:+.4f}" if signed else f"{mean:.4f}"
+    return f"{text} ± {_fmt(se)}" if not math.isnan(se) else f"{text} (1 seed)"
+
+
+def _pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats (fewer or equal bytes and higher AUPRC)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _plot(rows: list[dict], teacher: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markers = {"none": "o", "kd": "s", "sp": "^", "iusp": "D", "kd+sp": "v", "kd+iusp": "P"}
+    pts = [r for r in rows if not math.isnan(r["micro_mean"])]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in markers:
+        sel = [r for r in pts if r["method"] == m]
+        if sel:
+            ax.errorbar(
+                [r["weight_bytes_int8"] for r in sel],
+                [r["micro_mean"] for r in sel],
+                yerr=[0 if math.isnan(r["micro_se"]) else r["micro_se"] for r in sel],
+                fmt=markers[m],
+                capsize=3,
+                label=m,
+            )
+    front = [pts[i] for i in _pareto([(r["weight_bytes_int8"], r["micro_mean"]) for r in pts])]
+    if front:
+        ax.plot(
+            [r["weight_bytes_int8"] for r in front],
+            [r["micro_mean"] for r in front],
+            "k--",
+            lw=1,
+            drawstyle="steps-post",
+            label="Pareto front",
+        )
+    ax.axhline(teacher["micro"], color="grey", ls=":", label=f"teacher ({teacher['micro']:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("int8 weight bytes")
+    ax.set_ylabel(f"micro-AUPRC ({teacher['split']}, mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+
+    if rows:
+        atomic_write(path, write)
+
+
+def write_report(out_dir: str | Path) -> dict:
+    """(Re)write a sweep's tables and plot from its finished jobs.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        A :func:`sweep` folder (needs ``sweep_config.json`` and ``teacher.json``; jobs without
+        ``result.json`` are left out and counted as missing).
+
+    Returns
+    -------
+    dict
+        ``jobs`` (rows of ``sweep.csv``), ``summary`` (rows of ``summary.csv``), ``ri``
+        (student -> :func:`ri_interval`), ``teacher`` (its evaluation), ``missing`` (job names
+        without results) and ``files``.
+    """
+    out = Path(out_dir)
+    saved = read_json(out / "sweep_config.json")
+    config = SweepConfig.from_dict(saved["config"], str(out / "sweep_config.json"))
+    teacher = read_json(out / "teacher.json")
+    job_rows, missing = [], []
+    stats: dict[str, dict] = {}
+    for name, _ in config.jobs(saved["teacher"]):
+        path = out / "jobs" / name / RESULT
+        if not path.is_file():
+            missing.append(name)
+            continue
+        r = read_json(path)
+        key = json.dumps(r["arch"], sort_keys=True)
+        if key not in stats:
+            stats[key] = spec_stats(ArchSpec.from_dict(r["arch"], str(path)))
+        st = stats[key]
+        job_rows.append(
+            {
+                "job": name,
+                "student": r["student"],
+                "method": r["method"],
+                "seed": r["seed"],
+                "micro": r["micro"],
+                "macro": r["macro"],
+                "val_micro": r["val_micro"],
+                "best_epoch": r["best_epoch"],
+                "epochs_run": r["epochs_run"],
+                "seconds_per_epoch": r["seconds_per_epoch"],
+                "params": st["params"],
+                "macs": st["macs"],
+                "weight_bytes_int8": st["weight_bytes_int8"],
+                "activation_bytes_int8": st["activation_bytes_int8"],
+            }
+        )
+    summary, ri = [], {}
+    for s in config.students:
+        for m in config.methods:
+            sel = [r for r in job_rows if r["student"] == s and r["method"] == m]
+            micro, micro_se = mean_se([r["micro"] for r in sel])
+            macro, macro_se = mean_se([r["macro"] for r in sel])
+            diff, diff_se = mean_se(list(paired(job_rows, s, m).values()))
+            size = {k: sel[0][k] if sel else "" for k in ("params", "macs")}
+            size |= {
+                k: sel[0][k] if sel else "" for k in ("weight_bytes_int8", "activation_bytes_int8")
+            }
+            summary.append(
+                {"student": s, "method": m, "n_seeds": len(sel), "micro_mean": micro}
+                | {"micro_se": micro_se, "macro_mean": macro, "macro_se": macro_se}
+                | {"diff_none_mean": diff, "diff_none_se": diff_se}
+                | size
+            )
+        ri[s] = ri_interval(paired(job_rows, s, "sp"), paired(job_rows, s, "iusp"))
+        for row in summary[-len(config.methods) :]:
+            row |= {f"ri_{k}": ri[s][k] for k in ("ri", "lo", "hi")}
+    files = {
+        "jobs": out / "sweep.csv",
+        "summary": out / "summary.csv",
+        "markdown": out / "sweep.md",
+    }
+    _write_csv(files["jobs"], job_rows)
+    _write_csv(files["summary"], summary)
+    md = markdown_tables(summary, ri, teacher, config)
+    atomic_write_text(files["markdown"], md)
+    if job_rows:
+        files["pareto"] = out / "pareto.png"
+        _plot([r for r in summary if r["n_seeds"]], teacher, files["pareto"])
+    return {
+        "jobs": job_rows,
+        "summary": summary,
+        "ri": ri,
+        "teacher": teacher,
+        "missing": missing,
+        "files": {k: str(v) for k, v in files.items()},
+    }
+
+
+def markdown_tables(summary: list[dict], ri: dict, teacher: dict, config: SweepConfig) -> str:
+    """The Markdown tables of :func:`write_report` (full table, then paired gains and RI)."""
+    lines = [
+        f"Teacher ({teacher['arch']['name']}): micro-AUPRC {teacher['micro']:.4f}, macro "
+        f"{teacher['macro']:.4f} on `{teacher['split']}`.",
+        "",
+        "| student | arm | seeds | micro-AUPRC | macro-AUPRC | Δ micro vs none (paired) "
+        "| params | MACs | int8 weight bytes | activation bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary:
+        diff = _pm(r["diff_none_mean"], r["diff_none_se"], signed=True)
+        lines.append(
+            f"| {r['student']} | {r['method']} | {r['n_seeds']} "
+            f"| {_pm(r['micro_mean'], r['micro_se'])} | {_pm(r['macro_mean'], r['macro_se'])} "
+            f"| {'—' if r['method'] == 'none' else diff} "
+            f"| {r['params']} | {r['macs']} | {r['weight_bytes_int8']} "
+            f"| {r['activation_bytes_int8']} |"
+        )
+    lines += [
+        "",
+        "| student | RI = (iusp − sp) / (sp − none) | 90% bootstrap interval | paired seeds |",
+        "|---|---|---|---|",
+    ]
+    for s in config.students:
+        r = ri[s]
+        if r["status"] == "ok":
+            cells = f"{100 * r['ri']:.1f}% | [{100 * r['lo']:.1f}%, {100 * r['hi']:.1f}%]"
+        else:
+            cells = f"undefined: {r['status']} | —"
+        lines.append(f"| {s} | {cells} | {r['n_seeds']} |")
+    lines.append("")
+    lines.append(
+        "AUPRC: mean ± standard error over seeds of the "
+        f"`{teacher['split']}`-split AUPRC of each job's best-validation checkpoint; Δ: mean ± "
+        "standard error of the per-seed difference to `none` (same seeds)."
+    )
+    return "\n".join(lines) + "\n"
