@@ -1,25 +1,35 @@
-"""Distillation sweep on the default corpus: teacher AUPRC, then none/kd/sp/iusp students.
+"""Distillation benchmark on the default corpus: select the terms' gradient ratios on the
+validation split, then sweep every student size x {none, kd, sp, iusp, kd+sp, kd+iusp} x paired
+seeds against one teacher.
 
-Runs :func:`model_dev.sweep.sweep` against the benchmark teacher and writes its section of
-``docs/benchmarks.md`` (between the ``distill`` markers; the rest of the file is left alone).
+Phases (each resumable; run them in this order):
 
-Settings: by default CPU-reduced (2 cores, no GPU): s5k only, 6 epochs, 3 seeds; ``--full``
-uses the full settings (30 epochs, 3 seeds, every size; meant for a GPU). The settings used are
-printed and recorded.
+1. ``--select``: s5k, seed 0, short training (``SELECT_EPOCHS``), one job per candidate value
+   of each term's target gradient ratio (``CANDIDATES``), plus IUSP's layer-pair and scope
+   variants; the jobs are judged on their best **validation** micro-AUPRC only (the selection
+   sweep evaluates on ``validate``; the test split is never read). Writes
+   ``benchmarks/results/distill_selection.json``.
+2. (default) the sweep with the selected values: sizes in the order s5k, s250k (the paper's two
+   ends), s20k, s70k; 5 seeds for s5k and 3 for the others; ``EPOCHS`` epochs with patience.
+   ``benchmarks/results/distill.json`` is rewritten as each job finishes, one entry per trained
+   student; on start, entries of that file whose teacher and config match are restored as
+   finished jobs, so a sweep interrupted in one session resumes in the next (the teacher is
+   retrained bit-identically from its seed on CPU; a different teacher hash restores nothing).
+3. ``--report-only``: tables and the docs section from ``benchmarks/results/distill.json``.
 
 Usage::
 
-    python benchmarks/distill.py [--full] [--jobs 2]     # waits for the teacher, runs, documents
-    python benchmarks/distill.py --report-only            # tables + docs from a finished sweep
+    python benchmarks/distill.py --teacher-only     # the teacher (20 epochs, resumable)
+    python benchmarks/distill.py --select [--jobs 2]
+    python benchmarks/distill.py [--jobs 2]
+    python benchmarks/distill.py --report-only
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
-import math
 import os
 import platform
 import sys
@@ -28,130 +38,349 @@ from pathlib import Path
 
 import torch
 
-from model_dev.arch import ArchSpec, spec_stats
 from model_dev.checkpoint import load_checkpoint
-from model_dev.datasets import load_dataset
-from model_dev.features import features
+from model_dev.fileio import atomic_write_text
 from model_dev.frontend import FrontendConfig
-from model_dev.sweep import SweepConfig, sweep, write_report
+from model_dev.stage_inputs import DatasetSpec
+from model_dev.sweep import RESULT, SweepConfig, sweep, write_report
+from model_dev.train import train
+from model_dev.train_config import TrainConfig
 
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- distill-benchmark:begin -->", "<!-- distill-benchmark:end -->"
 
-#: CPU-reduced settings: what fits the 2 shared CPU cores of a development session (measured
-#: there: a distilled s5k epoch costs 60-120 s with 1 thread per job under load, most of it the
-#: teacher's forward pass; an undistilled one 17 s): the smallest student only, where the goal
-#: is stated, 6 epochs, 3 seeds. Larger sizes need ``--full`` (a GPU).
-CPU_SETTINGS = {
-    "students": ["s5k"],
-    "methods": ["none", "kd", "sp", "iusp"],
-    "seeds": [0, 1, 2],
-    "train": {"epochs": 6, "device": "cpu"},
+TEACHER_EPOCHS = 20
+EPOCHS = 20
+SELECT_EPOCHS = 6
+#: Candidate target gradient ratios (term gradient norm / BCE gradient norm at initialisation).
+CANDIDATES = (0.3, 1.0, 3.0)
+SIZES = ("s5k", "s250k", "s20k", "s70k")
+SEEDS = {"s5k": (0, 1, 2, 3, 4), "s250k": (0, 1, 2), "s20k": (0, 1, 2), "s70k": (0, 1, 2)}
+ARMS = ("none", "kd", "sp", "iusp", "kd+sp", "kd+iusp")
+TERM_ARMS = ("kd", "sp", "iusp")
+#: IUSP variants compared in the selection at ratio 1: layer pairs and utterance scope.
+VARIANTS = {
+    "stages-clip": {"layer_pairs": "stages", "iusp_scope": "clip"},
+    "last-clip": {"layer_pairs": "last", "iusp_scope": "clip"},
+    "stages-window": {"layer_pairs": "stages", "iusp_scope": "window"},
 }
-#: Full settings: TrainConfig defaults (30 epochs, patience 8), 3 seeds of every size.
-FULL_SETTINGS = {
-    "students": ["s5k", "s20k", "s70k", "s250k"],
-    "methods": ["none", "kd", "sp", "iusp"],
-    "seeds": [0, 1, 2],
-}
 
 
-def wait_for_teacher(teacher: Path, poll_s: float = 60.0) -> None:
-    """Block until the teacher run next to ``teacher`` has finished (stopped or last epoch)."""
-    last = teacher.parent / "last.pt"
-    while True:
-        if last.is_file():
-            _, meta = load_checkpoint(last, expect_kind="teacher")
-            epochs = meta["train_config"]["epochs"]
-            if meta["stopped"] or meta["epoch"] >= epochs:
-                print(f"teacher finished: {meta['epoch']} epochs, best {meta['best']}", flush=True)
-                return
-            print(f"waiting for the teacher: epoch {meta['epoch']}/{epochs}", flush=True)
-        else:
-            print(f"waiting for the teacher: no {last} yet", flush=True)
-        time.sleep(poll_s)
-
-
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
-
-
-def docs_section(out: Path, report: dict, meta: dict) -> str:
-    """The Markdown of the benchmark section (between the markers)."""
-    teacher, cfg = report["teacher"], meta["config"]
-    jobs = report["jobs"]
-    summary = {(r["student"], r["method"]): r for r in report["summary"]}
-    smallest = cfg["students"][0]
-    m = {k: summary[(smallest, k)]["micro_mean"] for k in ("none", "sp", "iusp")}
-    ri = report["ri"][smallest]
-    ordered = m["iusp"] > m["sp"] > m["none"]
-    met = ordered and not math.isnan(ri) and ri >= 0.27
-    ri_txt = "n/a (sp − none ≤ 0)" if math.isnan(ri) else f"{100 * ri:.1f}%"
-    verdict = (
-        f"**{'Met' if met else 'Not met'}** at {smallest}: none {m['none']:.4f}, "
-        f"sp {m['sp']:.4f}, iusp {m['iusp']:.4f} (micro-AUPRC, mean over seeds); "
-        f"iusp > sp > none is {'true' if ordered else 'false'}, RI {ri_txt} (goal ≥ 27%)."
+def machine() -> str:
+    gpu = "CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, {gpu}"
     )
-    sec = {
-        (s, dist): _mean(
-            [
-                float(r["seconds_per_epoch"])
-                for r in jobs
-                if r["student"] == s and (r["method"] != "none") == dist
-            ]
-        )
-        for s in cfg["students"]
-        for dist in (False, True)
-    }
-    table = (out / "sweep.md").read_text().strip()
-    t_params = spec_stats(ArchSpec.from_dict(teacher["arch"]))["params"]
-    settings = json.dumps(cfg, sort_keys=True)
-    missing = report["missing"]
-    lines = [
-        "## Distillation sweep (teacher, students, KD / SP / IUSP)",
-        "",
-        f"- Command: `{meta['command']}`; regenerate this section from the finished sweep with "
-        "`.venv/bin/python benchmarks/distill.py --report-only`",
-        f"- Date: {meta['date']}; machine: {meta['machine']}",
-        f"- Settings ({meta['settings']}): `{settings}`",
-        f"- Data: `{meta['data']}` (features cached under `{meta['cache']}`), "
-        f"{teacher['split']} split for all AUPRCs; teacher `{teacher['checkpoint']}`",
-        "- Methods: BCE on the clip logits (max over windows) plus one term: kd weight "
-        f"{cfg['kd_weight']:g} (T = 2), sp weight {cfg['sp_weight']:g} (Tung & Mori's gamma), "
-        f"iusp weight {cfg['iusp_weight']:g} (same initial size as the SP term); layer pairs: "
-        "the default (last block of each student stage with the teacher stage of nearest "
-        "resolution); Gram rows L2-normalised, student IUSP Gram resized bilinearly.",
-        f"- Teacher ({teacher['arch']['name']}, {t_params:,} parameters): "
-        f"{teacher['split']} micro-AUPRC "
-        f"**{teacher['micro']:.4f}**, macro {teacher['macro']:.4f} (best epoch "
-        f"{teacher['best_epoch']} of {teacher['epochs_run']})",
-        "",
-        table,
-        "",
-        f"Goal (iusp > sp > none at the smallest size with RI ≥ 27%): {verdict}",
-        "",
-        "Training wall time per epoch (2 CPU cores shared with other jobs; train split 44 "
-        f"batches of 32 clips, 7 windows each, plus validation): teacher "
-        f"{teacher['seconds_per_epoch']:.1f} s (mean over its own training run); "
-        + ", ".join(
-            f"{s} {sec[(s, False)]:.1f} s without / {sec[(s, True)]:.1f} s with the teacher"
-            for s in cfg["students"]
-            if not math.isnan(sec[(s, False)])
-        )
-        + f" (sweep jobs: {meta['jobs']} in parallel, {meta['threads']} thread(s) each).",
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def train_teacher(data: DatasetSpec, out: Path, device: str) -> Path:
+    """The benchmark teacher: trained (or resumed) unless its run has finished."""
+    last = out / "last.pt"
+    if last.is_file():
+        _, meta = load_checkpoint(last, expect_kind="teacher")
+        if meta["stopped"] or meta["epoch"] >= meta["train_config"]["epochs"]:
+            return out / "best.pt"
+    cfg = TrainConfig(arch="teacher", epochs=TEACHER_EPOCHS, device=device)
+    return train(cfg, data.features(FrontendConfig()), out, resume=True)
+
+
+def select(data: DatasetSpec, teacher: Path, out: Path, jobs: int, threads: int) -> dict:
+    """Phase 1: each term's ratio and IUSP's variant, on validation micro-AUPRC."""
+    fs = data.features(FrontendConfig())
+    runs = []
+    base = {"epochs": SELECT_EPOCHS, "patience": 0, "device": "cpu"}
+    plans = [
+        (f"ratio-{v:g}", {"kd": v, "sp": v, "iusp": v}, ("none",) * (i == 0) + TERM_ARMS, {})
+        for i, v in enumerate(CANDIDATES)
     ]
-    if missing:
-        lines += ["", f"Incomplete: {len(missing)} job(s) had no results yet: {missing}."]
-    if meta["settings"].startswith("CPU"):
+    plans += [
+        (f"iusp-{k}", {"iusp": 1.0}, ("iusp",), fields)
+        for k, fields in VARIANTS.items()
+        if k != "stages-clip"
+    ]
+    for name, values, arms, fields in plans:
+        cfg = SweepConfig(
+            students=("s5k",),
+            methods=arms,
+            seeds=(0,),
+            split="validate",
+            train={**base, **fields},
+            **values,
+        )
+        report = sweep(cfg, fs, teacher, out / name, jobs=jobs, threads=threads)
+        for r in report["jobs"]:
+            ratio = None if r["method"] == "none" else values[r["method"]]
+            runs.append(
+                {
+                    "plan": name,
+                    "arm": r["method"],
+                    "ratio": ratio,
+                    **fields,
+                    "val_micro": r["micro"],
+                    "best_epoch": r["best_epoch"],
+                }
+            )
+    none = max(r["val_micro"] for r in runs if r["arm"] == "none")
+    chosen = {}
+    for term in ("kd", "sp", "iusp"):
+        cands = [r for r in runs if r["arm"] == term and not r.get("layer_pairs")]
+        best = max(cands, key=lambda r: r["val_micro"])
+        chosen[term] = best["ratio"]
+    variants = [r for r in runs if r["arm"] == "iusp" and r["ratio"] == 1.0]
+    best_variant = max(variants, key=lambda r: r["val_micro"])
+    layout = {k: best_variant.get(k) or VARIANTS["stages-clip"][k] for k in VARIANTS["stages-clip"]}
+    result = {
+        "split": "validate",
+        "settings": {
+            "student": "s5k",
+            "seed": 0,
+            "epochs": SELECT_EPOCHS,
+            "candidates": list(CANDIDATES),
+            "variants": VARIANTS,
+        },
+        "runs": runs,
+        "none_val_micro": none,
+        "chosen": {"ratios": chosen, **layout},
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+    }
+    write_json(RESULTS / "distill_selection.json", result)
+    return result
+
+
+def _restore(out: Path, cfg: SweepConfig, teacher: Path, known: list[dict], sha: str) -> int:
+    """Write ``result.json`` of every job that ``known`` (distill.json runs) already holds."""
+    restored = 0
+    by_job = {r["job"]: r for r in known if r.get("teacher_sha256") == sha}
+    for name, tcfg in cfg.jobs(str(teacher)):
+        path = out / "jobs" / name / RESULT
+        old = by_job.get(name)
+        if path.is_file() or old is None or old["train_config"] != tcfg.to_dict():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, old["result"])
+        restored += 1
+    return restored
+
+
+def run_sweep(data: DatasetSpec, teacher: Path, out: Path, jobs: int, threads: int) -> dict:
+    """Phase 2: the full sweep, exporting ``distill.json`` as jobs finish."""
+    selection = json.loads((RESULTS / "distill_selection.json").read_text())
+    chosen = selection["chosen"]
+    fs = data.features(FrontendConfig())
+    _, tmeta = load_checkpoint(teacher, expect_kind="teacher")
+    sha = tmeta["state_dict_sha256"]
+    cfg = SweepConfig(
+        students=SIZES,
+        methods=ARMS,
+        seeds=SEEDS["s5k"],
+        student_seeds={s: SEEDS[s] for s in SIZES if SEEDS[s] != SEEDS["s5k"]},
+        train={
+            "epochs": EPOCHS,
+            "device": "cpu",
+            "layer_pairs": chosen["layer_pairs"],
+            "iusp_scope": chosen["iusp_scope"],
+        },
+        **chosen["ratios"],
+    )
+    path = RESULTS / "distill.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"restored {_restore(out, cfg, teacher, doc['runs'], sha)} finished job(s)", flush=True)
+    meta = {
+        "command": "python benchmarks/distill.py " + " ".join(sys.argv[1:]),
+        "config": cfg.to_dict(),
+        "selection": chosen,
+        "machine": machine(),
+        "jobs": jobs,
+        "threads": threads,
+    }
+    t0 = time.perf_counter()
+
+    def export(result: dict | None = None) -> None:
+        runs = {r["job"]: r for r in doc["runs"] if r.get("teacher_sha256") == sha}
+        if result is not None:
+            runs[result["job"]] = run_entry(result, sha)
+        doc["runs"] = [runs[k] for k in sorted(runs)]
+        teacher_json = out / "teacher.json"
+        doc["teacher"] = json.loads(teacher_json.read_text()) if teacher_json.is_file() else {}
+        doc["meta"] = meta | {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "wall_s_this_session": round(time.perf_counter() - t0),
+        }
+        write_json(path, doc)
+
+    report = sweep(cfg, fs, teacher, out, jobs=jobs, threads=threads, on_result=export)
+    export()
+    return report
+
+
+def run_entry(result: dict, teacher_sha: str) -> dict:
+    """One trained student of ``distill.json``: the flat fields, and the job's full result."""
+    return {
+        "job": result["job"],
+        "size": result["student"],
+        "arm": result["method"],
+        "seed": result["seed"],
+        "test_micro_auprc": result["micro"],
+        "test_macro_auprc": result["macro"],
+        "val_micro_auprc": result["val_micro"],
+        "best_epoch": result["best_epoch"],
+        "epochs_run": result["epochs_run"],
+        "weights": (result.get("distill") or {}).get("weights", {}),
+        "target_ratios": (result.get("distill") or {}).get("targets"),
+        "seconds_per_epoch": result["seconds_per_epoch"],
+        "teacher_sha256": teacher_sha,
+        "train_config": result["train_config"],
+        "result": result,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("runs/synth-default"))
+    ap.add_argument("--cache", type=Path, default=Path("cache/features"))
+    ap.add_argument("--runs", type=Path, default=Path("runs/bench"))
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel jobs (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    ap.add_argument("--device", default="cpu")
+    phase = ap.add_mutually_exclusive_group()
+    phase.add_argument("--teacher-only", action="store_true")
+    phase.add_argument("--select", action="store_true")
+    phase.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not args.report_only:
+        from model_dev.synth import ensure_corpus
+
+        ensure_corpus(args.data, "default", seed=0, jobs=args.jobs)
+    data = DatasetSpec(args.data, "synth", args.cache, jobs=args.jobs)
+    teacher = args.runs / "teacher" / "best.pt"
+    if args.teacher_only:
+        train_teacher(data, args.runs / "teacher", args.device)
+    elif args.select:
+        train_teacher(data, args.runs / "teacher", args.device)
+        print(
+            json.dumps(
+                select(data, teacher, args.runs / "select", args.jobs, args.threads)["chosen"],
+                indent=1,
+            )
+        )
+    elif not args.report_only:
+        train_teacher(data, args.runs / "teacher", args.device)
+        run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads)
+    if (RESULTS / "distill.json").is_file():
+        section = docs_section(args.runs / "sweep")
+        update_docs(args.docs, section)
+        print(section)
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+def rebuild_sweep(out: Path) -> dict:
+    """The sweep folder's report, rebuilt from ``distill.json`` alone (any session)."""
+    doc = json.loads((RESULTS / "distill.json").read_text())
+    cfg = SweepConfig.from_dict(doc["meta"]["config"], "distill.json meta.config")
+    teacher = doc["teacher"]["checkpoint"]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sweep_config.json", {"config": cfg.to_dict(), "teacher": teacher})
+    write_json(out / "teacher.json", doc["teacher"])
+    _restore(out, cfg, Path(teacher), doc["runs"], doc["teacher"]["state_dict_sha256"])
+    return write_report(out) | {"doc": doc}
+
+
+def _goal_lines(report: dict) -> list[str]:
+    """The issue's goals, checked on the paired results."""
+    lines = []
+    by = {(r["student"], r["method"]): r for r in report["summary"]}
+    for s, ri in report["ri"].items():
+        get = {m: by.get((s, m), {}).get("micro_mean", float("nan")) for m in ARMS}
+        if any(v != v for v in (get["none"], get["sp"], get["iusp"])):
+            lines.append(f"- {s}: not run yet.")
+            continue
+        order = get["iusp"] > get["sp"] > get["none"]
+        ri_text = (
+            f"{100 * ri['ri']:.1f}%" if ri["status"] == "ok" else f"undefined ({ri['status']})"
+        )
+        kd = f"kd+iusp {get['kd+iusp']:.4f} vs kd {get['kd']:.4f}"
+        lines.append(
+            f"- {s}: none {get['none']:.4f}, sp {get['sp']:.4f}, iusp {get['iusp']:.4f} → "
+            f"iusp > sp > none {'holds' if order else 'does not hold'}; RI {ri_text}; {kd} "
+            f"({ri['n_seeds']} paired seeds)."
+        )
+    return lines
+
+
+def docs_section(out: Path) -> str:
+    """The Markdown of the benchmark section (between the markers)."""
+    report = rebuild_sweep(out)
+    doc, teacher = report["doc"], report["doc"]["teacher"]
+    meta = doc["meta"]
+    sel = json.loads((RESULTS / "distill_selection.json").read_text())
+    sel_rows = [
+        f"| {r['plan']} | {r['arm']} | {'—' if r['ratio'] is None else r['ratio']} "
+        f"| {r.get('layer_pairs') or 'stages'} | {r.get('iusp_scope') or 'clip'} "
+        f"| {r['val_micro']:.4f} |"
+        for r in sel["runs"]
+    ]
+    secs = {}
+    for r in doc["runs"]:
+        secs.setdefault((r["size"], r["arm"] != "none"), []).append(r["seconds_per_epoch"])
+    speed = ", ".join(
+        f"{s} {sum(secs[(s, False)]) / len(secs[(s, False)]):.0f} s undistilled / "
+        f"{sum(secs[(s, True)]) / len(secs[(s, True)]):.0f} s distilled"
+        for s in SIZES
+        if (s, False) in secs and (s, True) in secs
+    )
+    lines = [
+        "## Distillation sweep (teacher, students, KD / SP / IUSP and combinations)",
+        "",
+        f"- Command: `{meta['command']}` (phases `--teacher-only`, `--select`, the sweep; "
+        "`--report-only` rewrites this section from `benchmarks/results/distill.json`)",
+        f"- Last update: {meta['date']}; machine: {meta['machine']}; {meta['jobs']} parallel "
+        f"job(s) × {meta['threads']} torch thread(s)",
+        f"- Teacher ({teacher['arch']['name']}): test micro-AUPRC **{teacher['micro']:.4f}**, "
+        f"macro {teacher['macro']:.4f} (best epoch {teacher['best_epoch']} of "
+        f"{teacher['epochs_run']}; sha256 `{teacher['state_dict_sha256'][:16]}`)",
+        "- Method: BCE on clip logits plus the arm's terms, each weighted so that its gradient "
+        "norm on the student is a target ratio of the BCE's (calibrated on 8 batches at the "
+        "start of each job); teacher outputs cached on clean windows; IUSP over the whole clip "
+        "(windows tiling the clip, concatenated in time), student Gram resized bilinearly to "
+        "the teacher's. See docs/distillation.md.",
+        "",
+        f"Selection ({sel['settings']['student']}, seed {sel['settings']['seed']}, "
+        f"{sel['settings']['epochs']} epochs, **validation** micro-AUPRC; `none` "
+        f"{sel['none_val_micro']:.4f}). Chosen: ratios {sel['chosen']['ratios']}, layer pairs "
+        f"`{sel['chosen']['layer_pairs']}`, IUSP scope `{sel['chosen']['iusp_scope']}`.",
+        "",
+        "| plan | arm | target ratio | layer pairs | IUSP scope | val micro-AUPRC |",
+        "|---|---|---|---|---|---|",
+        *sel_rows,
+        "",
+        f"Sweep ({len(doc['runs'])} students trained; settings `"
+        f"{json.dumps(meta['config']['train'], sort_keys=True)}`):",
+        "",
+        (out / "sweep.md").read_text().strip(),
+        "",
+        "Goals (iusp > sp > none at every size; RI ≥ 27% everywhere, ≥ 122% at s5k; kd+iusp ≥ kd):",
+        "",
+        *_goal_lines(report),
+        "",
+        f"Training time per epoch (mean over jobs, shared CPU): {speed or 'n/a'}.",
+    ]
+    if report["missing"]:
         lines += [
             "",
-            "These are CPU-reduced settings (s5k only, 6 epochs, 3 seeds; no GPU was lent), so "
-            "the absolute AUPRCs are below what full training reaches and the other sizes are "
-            "not measured; rerun with `--full` on a GPU for every size at 30 epochs.",
+            f"Not yet run ({len(report['missing'])} jobs): resume with the command "
+            "above; it restores the finished ones from distill.json.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -166,60 +395,6 @@ def update_docs(docs: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     docs.write_text(text)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("runs/synth-default"))
-    ap.add_argument("--cache", type=Path, default=Path("cache"))
-    ap.add_argument("--teacher", type=Path, default=Path("runs/bench/teacher/best.pt"))
-    ap.add_argument("--out", type=Path, default=Path("runs/bench/sweep-cpu"))
-    ap.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
-    ap.add_argument("--jobs", type=int, default=2, help="parallel jobs (default 2)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
-    ap.add_argument("--full", action="store_true", help="full (GPU) settings, not CPU-reduced")
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for the teacher run")
-    ap.add_argument("--report-only", action="store_true", help="tables and docs only")
-    args = ap.parse_args(argv)
-
-    meta_path = args.out / "benchmark.json"
-    if not args.report_only:
-        fields = FULL_SETTINGS if args.full else CPU_SETTINGS
-        cfg = SweepConfig.from_dict(fields, "benchmarks/distill.py settings")
-        meta = {
-            "command": "python benchmarks/distill.py " + " ".join(argv or sys.argv[1:]),
-            "settings": "full" if args.full else "CPU-reduced",
-            "config": cfg.to_dict(),
-            "data": str(args.data),
-            "cache": str(args.cache),
-            "jobs": args.jobs,
-            "threads": args.threads,
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.processor() or platform.machine()}, "
-            f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, "
-            + ("CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"),
-        }
-        print(f"settings ({meta['settings']}): {json.dumps(meta['config'], sort_keys=True)}")
-        print(f"jobs {args.jobs} x {args.threads} thread(s); output {args.out}", flush=True)
-        if not args.no_wait:
-            wait_for_teacher(args.teacher)
-        _, tmeta = load_checkpoint(args.teacher, expect_kind="teacher")
-        frontend = FrontendConfig.from_dict(tmeta["frontend"], f"{args.teacher}: frontend")
-        fs = features(load_dataset("synth", args.data), args.cache, frontend)
-        args.out.mkdir(parents=True, exist_ok=True)
-        meta_path.write_text(json.dumps(meta, indent=1) + "\n")
-        t0 = time.perf_counter()
-        report = sweep(cfg, fs, args.teacher, args.out, jobs=args.jobs, threads=args.threads)
-        print(f"sweep wall time {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-    else:
-        report = write_report(args.out)
-    meta = json.loads(meta_path.read_text())
-    section = docs_section(args.out, report, meta)
-    update_docs(args.docs, section)
-    print(section)
-    print(f"updated {args.docs}")
-    return report
 
 
 if __name__ == "__main__":

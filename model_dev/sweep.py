@@ -38,6 +38,7 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -166,6 +167,7 @@ def sweep(
     jobs: int = 1,
     threads: int | None = None,
     progress: bool = True,
+    on_result: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run (or continue) a sizing sweep and write its report.
 
@@ -187,6 +189,9 @@ def sweep(
         Torch threads per worker; default ``max(1, cores // jobs)``.
     progress : bool
         Show a progress bar over the jobs.
+    on_result : callable, optional
+        Called in this process with each finished job's ``result.json`` content, as jobs
+        finish (e.g. to export results while a long sweep runs).
 
     Returns
     -------
@@ -220,9 +225,12 @@ def sweep(
         try:
             for name, cfg, job_dir in todo:
                 try:
-                    _run_job(name, cfg, job_dir, config.split, feature_set)
+                    result = _run_job(name, cfg, job_dir, config.split, feature_set)
                 except Exception as exc:  # noqa: BLE001 - reported with the job's name below
                     failed[name] = f"{type(exc).__name__}: {exc}"
+                else:
+                    if on_result is not None:
+                        on_result(result)
                 bar.update()
         finally:
             torch.set_num_threads(before)
@@ -238,6 +246,8 @@ def sweep(
                 if fut.exception() is not None:
                     exc = fut.exception()
                     failed[futures[fut]] = f"{type(exc).__name__}: {exc}"
+                elif on_result is not None:
+                    on_result(fut.result())
                 bar.update()
                 bar.set_postfix_str(futures[fut])
     bar.close()
