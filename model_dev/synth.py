@@ -708,6 +708,36 @@ def synthesize_clip(index: int, seed: int, duration_s: float) -> tuple[np.ndarra
     return audio, sorted(events, key=lambda e: (e.onset_s, e.label))
 
 
+def event_sound(label: str, seed: int, duration_s: float, snr_db: float = 18.0) -> np.ndarray:
+    """One event of class ``label`` alone over the urban background, as the corpus renders it
+    (for figures and demonstrations; the corpus itself uses :func:`synthesize_clip`).
+
+    Parameters
+    ----------
+    label : str
+        One of :data:`CLASSES`.
+    seed : int
+        Seeds the event's generator (its variant, pitch, period...) and the background.
+    duration_s : float
+        Length; the event fills it.
+    snr_db : float
+        Event level over the background.
+
+    Returns
+    -------
+    np.ndarray
+        int16 mono samples.
+    """
+    if label not in CLASSES:
+        raise ValueError(f"unknown class {label!r}; choose one of {list(CLASSES)}")
+    rng = np.random.default_rng(seed)  # the event's generator draws first (its variant)
+    n = int(round(duration_s * SR))
+    s = _GENERATORS[CLASSES.index(label)](rng, n) * _fade(n, 0.005, 0.02)
+    bed = _background(rng, n) * 10 ** (-46 / 20)
+    x = bed + s / _active_rms(s) * _rms(bed) * 10 ** (snr_db / 20)
+    return np.clip(np.round(_saturate(x) * 32767), -32768, 32767).astype(np.int16)
+
+
 # ---------------------------------------------------------------------------------------------
 # Corpus writer
 

@@ -42,9 +42,7 @@ def test_calibration_lands_each_ratio_within_ten_percent(fs, teacher, tmp_path):
     """Weights calibrated on 32 batches give each weighted term the target share of the BCE's
     gradient norm, measured again on 32 other batches (another seed)."""
     targets = {"kd": 0.5, "sp": 2.0, "iusp": 1.0}
-    cfg = _student(
-        teacher, batch_size=8, calibration_batches=32, layer_pairs="last", **targets
-    )
+    cfg = _student(teacher, batch_size=8, calibration_batches=32, layer_pairs="last", **targets)
     best = train(cfg, fs, tmp_path / "run", progress=False)
     _, meta = load_checkpoint(best)
     d = meta["distill"]

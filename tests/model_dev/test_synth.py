@@ -103,3 +103,14 @@ def test_synthesize_clip_events_match_audio_length():
 def test_unknown_preset_is_named(tmp_path):
     with pytest.raises(ValueError, match="huge"):
         synth(tmp_path, preset="huge", progress=False)
+
+
+def test_event_sound_is_deterministic_and_checks_the_label():
+    from model_dev.synth import event_sound
+
+    a = event_sound("alert-signal", seed=1, duration_s=0.5)
+    assert a.dtype == np.int16 and len(a) == 8000 and np.abs(a).max() > 1000
+    assert np.array_equal(a, event_sound("alert-signal", seed=1, duration_s=0.5))
+    assert not np.array_equal(a, event_sound("alert-signal", seed=2, duration_s=0.5))
+    with pytest.raises(ValueError, match="unknown class 'siren'"):
+        event_sound("siren", seed=1, duration_s=0.5)
