@@ -49,9 +49,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from firmware_gen.build import deployable_bytes  # noqa: E402
 from firmware_gen.engine import build_engine, write_engine  # noqa: E402
-from firmware_gen.host_build import HOST_DIR  # noqa: E402
-from firmware_gen.package import cortex_m4_instructions, deployable_bytes, firmware  # noqa: E402
+from firmware_gen.host_build import HARNESS_DIR  # noqa: E402
+from firmware_gen.package import firmware  # noqa: E402
+from host_tools.qemu import cortex_m4_instructions  # noqa: E402
 from model_dev.arch import STUDENTS, clip_windows  # noqa: E402
 from model_dev.frontend import Frontend, FrontendConfig  # noqa: E402
 from model_dev.synth import PRESETS, synthesize_clip  # noqa: E402
@@ -144,9 +146,9 @@ def measure(name: str, windows: np.ndarray, work: Path, runs: int) -> dict:
             "gcc",
             "-std=c99",
             "-O2",
-            f"-I{out_dir}",
-            str(out_dir / "aed_model.c"),
-            str(HOST_DIR / "model_cli.c"),
+            f"-I{out_dir / 'aed' / 'include'}",
+            str(out_dir / "aed" / "src" / "aed_model.c"),
+            str(HARNESS_DIR / "model_cli.c"),
             "-o",
             str(exe),
         ],

@@ -330,7 +330,8 @@ def state_bytes(build_dir: Path) -> dict[str, int]:
     sizes = {}
     for abi, flags in (("host LP64", []), ("ILP32 = Cortex-M4 layout", ["-m32"])):
         asm = subprocess.run(
-            ["gcc", *flags, "-ffreestanding", "-std=c99", f"-I{build_dir}", "-S", "-o", "-", src],
+            ["gcc", *flags, "-ffreestanding", "-std=c99", f"-I{build_dir / 'aed' / 'include'}"]
+            + ["-S", "-o", "-", src],
             capture_output=True,
             text=True,
             check=True,

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from firmware_gen.frontend_c import write_frontend  # noqa: E402
-from firmware_gen.host_build import HOST_DIR, SANITIZE, WARNINGS  # noqa: E402
+from firmware_gen.host_build import HARNESS_DIR, SANITIZE, WARNINGS, package_includes  # noqa: E402
 from firmware_gen.proto_c import write_proto  # noqa: E402
 from host_tools.protocol import Frame, FrameDecoder, encode_frame  # noqa: E402
 from model_dev.frontend import FrontendConfig  # noqa: E402
@@ -104,10 +104,10 @@ def build_c_fuzzer(build: Path) -> Path:
     sources = write_frontend(cfg, build) + write_proto(build, cfg, TEST_MODEL)
     sources += _write_test_model(build, TEST_MODEL)
     c_files = [str(p) for p in sources if p.suffix == ".c"]
-    c_files.append(str(HOST_DIR / "proto" / "proto_fuzz.c"))
+    c_files.append(str(HARNESS_DIR / "proto_fuzz.c"))
     exe = build / "proto_fuzz"
     cmd = [clang, *WARNINGS, "-O1", "-fsanitize=fuzzer", *SANITIZE]
-    cmd += [f"-I{build}", f"-I{HOST_DIR / 'proto'}", *c_files, "-o", str(exe)]
+    cmd += [*(f"-I{d}" for d in package_includes(build)), *c_files, "-o", str(exe)]
     subprocess.run(cmd, check=True)
     return exe
 

@@ -23,150 +23,23 @@ last op writes into the caller's output buffer, so neither takes arena space.
 from __future__ import annotations
 
 import hashlib
-import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from firmware_gen.render import render, write_if_changed
+from firmware_gen.fixed_point import (
+    INT32_MIN,
+    activation_range,
+    logistic_table,
+    quantize_multiplier,
+)
+from firmware_gen.memory_plan import MemoryPlan, plan_memory
+from firmware_gen.render import INCLUDE_DIR, SOURCE_DIR, write_rendered
 from quantize.tflite_model import Tensor, TFLiteModel, load_supported
 
-ENGINE_FILES = ("aed_model.h", "aed_model.c")
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-# --------------------------------------------------------------------------------------------
-# TFLite integer arithmetic (Python twins of the C helpers, used to precompute constants)
-# --------------------------------------------------------------------------------------------
-def _wrap32(x: int) -> int:
-    return ((x + 2**31) % 2**32) - 2**31
-
-
-def _round_away(x: float) -> int:
-    """std::round: halves away from zero (exact for the float32/double values used here)."""
-    return int(math.copysign(math.floor(abs(x) + 0.5), x))
-
-
-def quantize_multiplier(m: float) -> tuple[int, int]:
-    """TFLite ``QuantizeMultiplier``: ``m ~= q / 2^31 * 2^shift`` with q in [2^30, 2^31)."""
-    if m == 0.0:
-        return 0, 0
-    q, shift = math.frexp(m)
-    q_fixed = _round_away(q * (1 << 31))
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
-
-
-def srdhm(a: int, b: int) -> int:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32."""
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    ab = a * b
-    v = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
-    q = abs(v) >> 31
-    return _wrap32(q if v >= 0 else -q)
-
-
-def rdpot(x: int, e: int) -> int:
-    """gemmlowp ``RoundingDivideByPOT`` on int32."""
-    mask = (1 << e) - 1
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> e) + (1 if (x & mask) > threshold else 0)
-
-
-def mbqm(x: int, m: int, shift: int) -> int:
-    """TFLite ``MultiplyByQuantizedMultiplier`` (int32, double rounding)."""
-    return rdpot(srdhm(_wrap32(x << max(shift, 0)), m), max(-shift, 0))
-
-
-def _sat_shl(x: int, e: int) -> int:
-    """gemmlowp ``SaturatingRoundingMultiplyByPOT`` with a positive exponent."""
-    threshold = (1 << (31 - e)) - 1
-    return INT32_MAX if x > threshold else INT32_MIN if x < -threshold else x << e
-
-
-def _exp_quarter(a: int) -> int:
-    """gemmlowp ``exp_on_interval_between_negative_one_quarter_and_0_excl`` (Q0.31)."""
-    constant_term, one_third = 1895147668, 715827883
-    x = _wrap32(a + (1 << 28))
-    x2 = srdhm(x, x)
-    x3 = srdhm(x2, x)
-    x4 = srdhm(x2, x2)
-    poly = rdpot(_wrap32(srdhm(_wrap32(rdpot(x4, 2) + x3), one_third) + x2), 1)
-    return _wrap32(constant_term + srdhm(constant_term, _wrap32(x + poly)))
-
-
-def _exp_negative_q4(a: int) -> int:
-    """gemmlowp ``exp_on_negative_values`` for a Q4.27 input; returns Q0.31."""
-    frac = 27
-    quarter = 1 << (frac - 2)
-    a_mod = _wrap32((a & (quarter - 1)) - quarter)
-    result = _exp_quarter(_sat_shl(a_mod, 4))
-    remainder = _wrap32(a_mod - a)
-    barrel = [(-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308)]
-    barrel += [(2, 39332535), (3, 720401)]  # exponent 4 is skipped for 4 integer bits
-    for exponent, multiplier in barrel:
-        if remainder & (1 << (frac + exponent)):
-            result = srdhm(result, multiplier)
-    return INT32_MAX if a == 0 else result
-
-
-def _one_over_one_plus_x(a: int) -> int:
-    """gemmlowp ``one_over_one_plus_x_for_x_in_0_1`` (Q0.31 in and out)."""
-    s = a + INT32_MAX
-    half_denominator = _wrap32(int((s + (1 if s >= 0 else -1)) / 2))
-    x = _wrap32(1515870810 + srdhm(half_denominator, -1010580540))
-    for _ in range(3):
-        one_minus = _wrap32((1 << 29) - srdhm(half_denominator, x))
-        x = _wrap32(x + _sat_shl(srdhm(x, one_minus), 2))
-    return _sat_shl(x, 1)
-
-
-def _logistic_q4(a: int) -> int:
-    """gemmlowp ``logistic`` of a Q4.27 value; returns Q0.31."""
-    if a == 0:
-        return 1 << 30
-    positive = _one_over_one_plus_x(_exp_negative_q4(_wrap32(-abs(a))))
-    return positive if a > 0 else _wrap32(INT32_MAX - positive)
-
-
-def logistic_table(input_scale: float, input_zero_point: int) -> np.ndarray:
-    """int8 LOGISTIC output for every int8 input (index ``q + 128``), as TFLM computes it."""
-    q, left_shift = math.frexp(input_scale * float(1 << 27))
-    multiplier = _wrap32(_round_away(q * (1 << 31)))
-    radius = math.floor(15.0 * (1 << 27) / 2.0**left_shift)
-    table = np.empty(256, dtype=np.int8)
-    for i, value in enumerate(range(-128, 128)):
-        x = value - input_zero_point
-        if x <= -radius:
-            table[i] = -128
-        elif x >= radius:
-            table[i] = 127
-        else:
-            y = rdpot(_logistic_q4(mbqm(x, multiplier, left_shift)), 23) - 128
-            table[i] = min(max(y, -128), 127)
-    return table
-
-
-def _quantize_f32(scale: float, zero_point: int, value: float) -> int:
-    """TFLM ``Quantize`` (float32 division, std::round) used for activation ranges."""
-    return zero_point + _round_away(float(np.float32(value) / np.float32(scale)))
-
-
-def activation_range(act: int, t: Tensor) -> tuple[int, int]:
-    """TFLM ``CalculateActivationRangeQuantized`` for an int8 output tensor."""
-    lo, hi = -128, 127
-    if act in (1, 3):  # RELU, RELU6
-        lo = max(lo, _quantize_f32(t.scale, t.zero_point, 0.0))
-    if act == 3:
-        hi = min(hi, _quantize_f32(t.scale, t.zero_point, 6.0))
-    return lo, hi
+#: Package paths of the engine (both generated).
+ENGINE_FILES = (f"{INCLUDE_DIR}/aed_model.h", f"{SOURCE_DIR}/aed_model.c")
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,132 +370,6 @@ class _Builder:
 
 
 # --------------------------------------------------------------------------------------------
-# Static memory plan
-# --------------------------------------------------------------------------------------------
-@dataclass
-class MemoryPlan:
-    """Where each activation tensor lives.
-
-    Attributes
-    ----------
-    location : dict
-        Tensor index -> ``("in", 0)``, ``("out", 0)`` or ``("arena", offset)``.
-    arena_bytes : int
-        Size of the static arena.
-    copies : set of int
-        Ops (RESHAPE) that must copy instead of aliasing.
-    """
-
-    location: dict[int, tuple[str, int]]
-    arena_bytes: int
-    copies: set[int]
-
-
-def _first_fit(
-    order: list[int],
-    size: dict[int, int],
-    live: dict[int, tuple[int, int]],
-    lag: dict[tuple[int, int], int],
-) -> tuple[dict[int, int], int]:
-    """Greedy placement: each buffer at the lowest offset its placed neighbours allow."""
-    offset: dict[int, int] = {}
-    for x in order:
-        forbidden = []
-        for y, oy in offset.items():
-            if live[x][1] < live[y][0] or live[y][1] < live[x][0]:
-                continue
-            lo, hi = oy - size[x], oy + size[y]  # open interval of forbidden offsets
-            if (x, y) in lag:  # x is written over its dying input y, trailing by the lag
-                lo = oy - min(lag[(x, y)], size[x])
-            elif (y, x) in lag:
-                hi = oy + min(lag[(y, x)], size[y])
-            if lo < hi:
-                forbidden.append((lo, hi))
-        candidates = sorted({0, *(hi for _, hi in forbidden if hi > 0)})
-        offset[x] = next(c for c in candidates if all(not lo < c < hi for lo, hi in forbidden))
-    return offset, max((offset[b] + size[b] for b in offset), default=0)
-
-
-def plan_memory(model: TFLiteModel, kernels: list[Kernel], tries: int = 64) -> MemoryPlan:
-    """Static activation plan (see the module docstring); deterministic.
-
-    Parameters
-    ----------
-    model : TFLiteModel
-        The checked model.
-    kernels : list of Kernel
-        Its kernels, in op order.
-    tries : int
-        Random buffer orders tried besides the usual heuristics; the smallest arena wins.
-    """
-    t = model.tensors
-    n_ops = len(kernels)
-    # RESHAPE aliases its input unless that would make the graph input the output
-    group = {i: i for i in range(len(t))}
-
-    def find(i: int) -> int:
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    copies = set()
-    for k in kernels:
-        if k.kind == "reshape":
-            a, b = find(k.inputs[0]), find(k.output)
-            ext = {find(model.inputs[0]), find(model.outputs[0])}
-            if {a, b} == ext or (a in ext and b in ext):
-                copies.add(k.op)
-            else:
-                group[b] = a
-    g_in, g_out = find(model.inputs[0]), find(model.outputs[0])
-    live: dict[int, list[int]] = {}
-    for k in kernels:
-        if k.kind == "reshape" and k.op not in copies:
-            continue
-        for i in [*k.inputs, k.output]:
-            g = find(i)
-            span = live.setdefault(g, [k.op, k.op])
-            span[0], span[1] = min(span[0], k.op), max(span[1], k.op)
-    live.setdefault(g_out, [n_ops, n_ops])[1] = n_ops
-    size = {g: t[g].size for g in live}
-    lag: dict[tuple[int, int], int] = {}
-    for k in kernels:
-        out_g = find(k.output)
-        for i, lag_value in k.lag.items():
-            in_g = find(i)
-            if live[in_g][1] == k.op and in_g != out_g and in_g not in (g_in, g_out):
-                lag[(out_g, in_g)] = lag_value
-    bufs = sorted(g for g in live if g not in (g_in, g_out))
-    spans = {g: tuple(live[g]) for g in bufs}
-    orders = [
-        sorted(bufs, key=lambda g: (-size[g], spans[g])),
-        sorted(bufs, key=lambda g: (spans[g], -size[g])),
-        sorted(bufs, key=lambda g: (-(spans[g][1] - spans[g][0]), -size[g], g)),
-    ]
-    rng = random.Random(0)
-    for _ in range(tries):
-        perm = bufs[:]
-        rng.shuffle(perm)
-        orders.append(perm)
-    best = None
-    for order in orders:
-        offsets, total = _first_fit(order, size, spans, lag)
-        if best is None or total < best[1]:
-            best = (offsets, total)
-    offsets, total = best if best else ({}, 0)
-    location = {}
-    for i in range(len(t)):
-        g = find(i)
-        if g == g_in:
-            location[i] = ("in", 0)
-        elif g == g_out:
-            location[i] = ("out", 0)
-        elif g in offsets:
-            location[i] = ("arena", offsets[g])
-    return MemoryPlan(location, total, copies)
-
-
-# --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -675,14 +422,14 @@ def _pointer(plan: MemoryPlan, tensor: int, const: bool) -> str:
 
 
 def write_engine(tflite_path: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write ``aed_model.h`` and ``aed_model.c`` for ``tflite_path`` into ``out_dir``.
+    """Write ``aed/include/aed_model.h`` and ``aed/src/aed_model.c`` for ``tflite_path``.
 
     Parameters
     ----------
     tflite_path : str or Path
         Full-int8 .tflite model within DESIGN contract 3.
     out_dir : str or Path
-        Output directory (created if needed); files are only rewritten when they change.
+        Package folder (created if needed); files are only rewritten when they change.
 
     Returns
     -------
@@ -713,9 +460,4 @@ def write_engine(tflite_path: str | Path, out_dir: str | Path) -> list[Path]:
         "ops": model.op_names(),
     }
     inputs = {"model_sha256": eng.sha256}
-    paths = []
-    for name in ENGINE_FILES:
-        path = Path(out_dir) / name
-        write_if_changed(path, render(f"{name}.j2", inputs, **context))
-        paths.append(path)
-    return paths
+    return [write_rendered(out_dir, name, inputs, **context) for name in ENGINE_FILES]

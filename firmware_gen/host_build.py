@@ -1,29 +1,50 @@
-"""Build host (gcc) executables from generated C sources, for tests and benchmarks."""
+"""Build host (gcc) executables from a package's C sources and the harnesses in
+``csrc/harness/``, for tests and benchmarks."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from firmware_gen.frontend_c import write_frontend
+from firmware_gen.render import CSRC, INCLUDE_DIR
 from model_dev.frontend import FrontendConfig
 
-HOST_DIR = Path(__file__).parent / "host"
+#: Host harnesses shipped with the package data: frontend_cli.c, model_cli.c, proto_fuzz.c.
+HARNESS_DIR = CSRC / "harness"
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 
-def compile_host(sources: list[Path], exe: Path, *, sanitize: bool, opt: str = "-O2") -> Path:
-    """Compile C sources with gcc into ``exe`` (warnings are errors)."""
+def package_includes(out_dir: str | Path) -> list[Path]:
+    """The include folders of a package's library (``aed/include``)."""
+    return [Path(out_dir) / INCLUDE_DIR]
+
+
+def compile_host(
+    sources: Sequence[Path],
+    exe: Path,
+    *,
+    sanitize: bool,
+    include: Sequence[Path] = (),
+    opt: str = "-O2",
+) -> Path:
+    """Compile C sources with gcc into ``exe`` (warnings are errors).
+
+    ``include`` adds header folders to those of the sources themselves.
+    """
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise RuntimeError("no C compiler found: install gcc (make setup does this)")
-    include = sorted({f"-I{s.parent}" for s in sources})
-    cmd = [cc, *WARNINGS, opt, *(SANITIZE if sanitize else []), *include, *map(str, sources)]
-    result = subprocess.run([*cmd, "-o", str(exe)], capture_output=True, text=True)
+    dirs = sorted({str(d) for d in include} | {str(Path(s).parent) for s in sources})
+    cmd = [cc, *WARNINGS, opt, *(SANITIZE if sanitize else []), *(f"-I{d}" for d in dirs)]
+    result = subprocess.run(
+        [*cmd, *map(str, sources), "-o", str(exe)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"gcc failed building {exe.name}:\n{result.stderr}")
     return exe
@@ -35,8 +56,10 @@ def build_frontend_cli(
     """Generate the C front end for ``cfg`` and build the ``frontend_cli`` harness."""
     build_dir = Path(build_dir)
     sources = write_frontend(cfg, build_dir)
-    c_files = [p for p in sources if p.suffix == ".c"] + [HOST_DIR / "frontend_cli.c"]
-    return compile_host(c_files, build_dir / "frontend_cli", sanitize=sanitize)
+    c_files = [p for p in sources if p.suffix == ".c"] + [HARNESS_DIR / "frontend_cli.c"]
+    return compile_host(
+        c_files, build_dir / "frontend_cli", sanitize=sanitize, include=package_includes(build_dir)
+    )
 
 
 def encode_clips(clips: list[np.ndarray]) -> bytes:

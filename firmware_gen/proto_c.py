@@ -7,13 +7,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_gen.render import GENERATOR_VERSION, render, write_if_changed
+from firmware_gen.render import (
+    GENERATOR_VERSION,
+    INCLUDE_DIR,
+    SOURCE_DIR,
+    copy_source,
+    write_rendered,
+)
 from model_dev.frontend import FrontendConfig
 
 #: Must equal host_tools.protocol.PROTOCOL_VERSION (a test checks).
 PROTOCOL_VERSION = 1
-FRAME_FILES = ("aed_proto_frame.h", "aed_proto_frame.c")
-PROTO_FILES = (*FRAME_FILES, "aed_proto.h", "aed_proto.c")
+#: Package paths: the generated configuration header, then the hand-written codec and dispatcher.
+PROTO_CONFIG = f"{INCLUDE_DIR}/aed_proto_config.h"
+FRAME_FILES = (f"{INCLUDE_DIR}/aed_proto_frame.h", f"{SOURCE_DIR}/aed_proto_frame.c")
+PROTO_FILES = (
+    PROTO_CONFIG,
+    *FRAME_FILES,
+    f"{INCLUDE_DIR}/aed_proto.h",
+    f"{SOURCE_DIR}/aed_proto.c",
+)
 DEFAULT_MAX_PAYLOAD = 512
 CAP_FEATURES, CAP_INFER, CAP_CLASSIFY, CAP_BENCH = 0x01, 0x02, 0x04, 0x08
 #: HELLO's fixed part (docs/protocol.md): versions, max payload, capabilities, front end, model.
@@ -105,11 +118,13 @@ def write_proto(
     *,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
 ) -> list[Path]:
-    """Write ``aed_proto_frame.h/.c`` and ``aed_proto.h/.c`` to ``out_dir``.
+    """Write the device side of the protocol into the package folder ``out_dir``.
 
-    The dispatcher includes ``aed_frontend.h``, ``aed_platform.h`` and, with a model,
-    ``aed_model.h`` (``firmware_gen.engine.write_engine``); without a model INFER and CLASSIFY
-    answer UNSUPPORTED.
+    ``aed_proto_frame.h/.c`` (codec) and ``aed_proto.h/.c`` (dispatcher) are copied from
+    ``csrc/``; ``aed_proto_config.h`` (version, payload limit, HELLO bytes, whether a model is
+    built in) is generated. The dispatcher includes ``aed_frontend.h``, ``aed_platform.h`` and,
+    with a model, ``aed_model.h`` and ``aed_post.h``; without a model INFER and CLASSIFY answer
+    UNSUPPORTED.
 
     Parameters
     ----------
@@ -159,9 +174,5 @@ def write_proto(
     inputs = {"frontend_config": cfg.hash, "protocol": f"v{PROTOCOL_VERSION}"}
     if model is not None:
         inputs["model"] = model.model_hash
-    paths = []
-    for name in PROTO_FILES:
-        path = Path(out_dir) / name
-        write_if_changed(path, render(f"{name}.j2", inputs, **context))
-        paths.append(path)
-    return paths
+    config = write_rendered(out_dir, PROTO_CONFIG, inputs, **context)
+    return [config, *(copy_source(name, out_dir) for name in PROTO_FILES[1:])]

@@ -1,7 +1,10 @@
-"""Render the C package's files from the Jinja2 templates in ``templates/``.
+"""Write the C package's files: hand-written C copied from ``csrc/``, the rest rendered from the
+Jinja2 templates in ``templates/``.
 
-Every generated file starts with a header naming the generator version and the hashes of its
-inputs, and carries no timestamp, so regenerating from the same inputs gives identical bytes.
+Templates generate only what depends on the model or the front-end config (tables, the engine,
+configuration headers, golden vectors, TFLM extras). Every generated file starts with a header
+naming the generator version and the hashes of its inputs, and carries no timestamp, so
+regenerating from the same inputs gives identical bytes. Copied files are the ``csrc/`` bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ import numpy as np
 GENERATOR = "aedfw.firmware_gen"
 GENERATOR_VERSION = "0.1.0"
 TEMPLATES = Path(__file__).parent / "templates"
+#: Hand-written C, laid out as in a package (``aed/include``, ``aed/src``, ``port/``, ``app/``...).
+CSRC = Path(__file__).parent / "csrc"
+#: Where the library's headers and sources go in a package.
+INCLUDE_DIR = "aed/include"
+SOURCE_DIR = "aed/src"
 
 
 def c_array(values: np.ndarray, per_line: int = 12, indent: str = "    ") -> str:
@@ -30,6 +38,11 @@ def c_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=True)
 
 
+def macro_lines(text: str) -> str:
+    """Continue every line but the last with a backslash (a multi-line ``#define`` body)."""
+    return " \\\n".join(text.split("\n"))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -40,6 +53,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["c_array"] = c_array
     env.filters["c_string"] = c_string
+    env.filters["macro_lines"] = macro_lines
     return env
 
 
@@ -75,3 +89,30 @@ def write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+def write_if_changed_bytes(path: Path, data: bytes) -> None:
+    """:func:`write_if_changed` for bytes."""
+    if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def copy_source(relative: str, out_dir: str | Path) -> Path:
+    """Copy ``csrc/<relative>`` verbatim to ``<out_dir>/<relative>``; returns the copy."""
+    path = Path(out_dir) / relative
+    write_if_changed_bytes(path, (CSRC / relative).read_bytes())
+    return path
+
+
+def write_rendered(
+    out_dir: str | Path,
+    relative: str,
+    inputs: Mapping[str, str],
+    comment: str = "c",
+    **context,
+) -> Path:
+    """Render ``templates/<name of relative>.j2`` to ``<out_dir>/<relative>``; returns the path."""
+    path = Path(out_dir) / relative
+    write_if_changed(path, render(f"{Path(relative).name}.j2", inputs, comment, **context))
+    return path

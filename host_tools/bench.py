@@ -9,18 +9,7 @@ import time
 
 import numpy as np
 
-from host_tools.device import Device, ProtocolError, SerialLike
-
-
-def open_device(port: str | SerialLike | Device, **kwargs) -> tuple[Device, bool]:
-    """``(device, owned)``: ``port`` itself if it is a Device, else a new connection (HELLO
-    done); link failures become RuntimeError naming the port."""
-    if isinstance(port, Device):
-        return port, False
-    try:
-        return Device(port, **kwargs), True
-    except ProtocolError as exc:
-        raise RuntimeError(f"{port}: no answer from a device ({exc})") from exc
+from host_tools.device import Device, ProtocolError, SerialLike, open_device
 
 
 def bench(

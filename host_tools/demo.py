@@ -34,6 +34,7 @@ from model_dev.baseline import mean_feature_baseline
 from model_dev.config_io import json_finite
 from model_dev.datasets import load_dataset
 from model_dev.features import FeatureSet, features
+from model_dev.fileio import atomic_write_text
 from model_dev.frontend import FrontendConfig
 from model_dev.synth import ensure_corpus
 
@@ -124,75 +125,110 @@ def demo(
     progress : bool
         Progress bars.
     """
-    from firmware_gen.package import firmware
-    from host_tools.emulate import emulated_device
-    from host_tools.validate import validate
+    cfg = config or DemoConfig()
+    out = Path(out)
+    clock = _Clock(steps=9)
+    clock.step(1, f"synthetic corpus ({preset}, seed {seed})")
+    ensure_corpus(out / "corpus", preset, seed, jobs)
+    dataset = load_dataset("synth", out / "corpus")
+    clock.lap("corpus_s")
+    clock.step(2, "front-end features")
+    fe_cfg = FrontendConfig()
+    fs = features(dataset, out / "cache", fe_cfg, jobs=jobs, progress=progress)
+    clock.lap("features_s")
+    clock.step(3, "C front end vs Python reference")
+    parity = check_c_frontend(fs, dataset, fs.indices("test")[: cfg.parity_clips], out / "build")
+    baseline = mean_feature_baseline(fs)
+    clock.lap("c_frontend_s")
+    models = _train_and_quantize(out, fs, cfg, seed, clock, progress)
+    device = _firmware_and_validate(out, models["model"], cfg, target, seed, clock, progress)
+    clock.step(9, "report")
+    report = {
+        "corpus": {"preset": preset, "seed": seed, "clips": len(fs), "classes": fs.classes},
+        "frontend": {"hash": fe_cfg.hash, "config": fe_cfg.to_dict()},
+        "config": asdict(cfg) | {"teacher_arch": DEMO_TEACHER.name, "target": target},
+        "c_frontend_parity": parity,
+        "baseline_auprc": baseline,
+        **_results(models, device),
+        "timings": clock.wall,
+        "total_s": round(sum(clock.wall.values()), 2),
+        "cpu_s": clock.cpu,  # this process and its finished children (pool workers, gcc, QEMU)
+        "total_cpu_s": round(sum(clock.cpu.values()), 2),
+    }
+    atomic_write_text(out / "report.json", json.dumps(json_finite(report), indent=1) + "\n")
+    atomic_write_text(out / "report.md", _markdown(report, out))
+    return out / "report.md"
+
+
+class _Clock:
+    """Step lines on stdout, and wall and CPU seconds per lap."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._t0, self._c0 = time.perf_counter(), _cpu_s()
+
+    def step(self, k: int, text: str) -> None:
+        print(f"[{k}/{self.steps}] {text}", flush=True)
+
+    def lap(self, name: str) -> None:
+        self.wall[name] = round(time.perf_counter() - self._t0, 2)
+        self.cpu[name] = round(_cpu_s() - self._c0, 2)
+        self._t0, self._c0 = time.perf_counter(), _cpu_s()
+
+
+def _train_and_quantize(out: Path, fs, cfg: DemoConfig, seed: int, clock, progress) -> dict:
+    """Steps 4-6: teacher, IUSP-distilled student, full-int8 model; their evaluations."""
     from model_dev.evaluate import evaluate
     from model_dev.train import train
     from model_dev.train_config import TrainConfig
     from quantize import quantize
 
-    cfg = config or DemoConfig()
-    out = Path(out)
-    timings: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    t0, c0 = time.perf_counter(), _cpu_s()
-    steps = 9
-
-    def lap(name: str) -> None:
-        nonlocal t0, c0
-        timings[name] = round(time.perf_counter() - t0, 2)
-        cpu[name] = round(_cpu_s() - c0, 2)
-        t0, c0 = time.perf_counter(), _cpu_s()
-
-    def step(k: int, text: str) -> None:
-        print(f"[{k}/{steps}] {text}", flush=True)
-
-    step(1, f"synthetic corpus ({preset}, seed {seed})")
-    ensure_corpus(out / "corpus", preset, seed, jobs)
-    dataset = load_dataset("synth", out / "corpus")
-    lap("corpus_s")
-    step(2, "front-end features")
-    fe_cfg = FrontendConfig()
-    fs = features(dataset, out / "cache", fe_cfg, jobs=jobs, progress=progress)
-    lap("features_s")
-    step(3, "C front end vs Python reference")
-    parity = check_c_frontend(fs, dataset, fs.indices("test")[: cfg.parity_clips], out / "build")
-    baseline = mean_feature_baseline(fs)
-    lap("c_frontend_s")
-
     common = {"seed": seed, "device": "cpu", "patience": 0, "batch_size": cfg.batch_size}
-    step(4, f"teacher ({DEMO_TEACHER.name}, {cfg.teacher_epochs} epochs)")
+    clock.step(4, f"teacher ({DEMO_TEACHER.name}, {cfg.teacher_epochs} epochs)")
     teacher_cfg = TrainConfig(arch="teacher", epochs=cfg.teacher_epochs, **common)
     with _torch_threads(cfg.torch_threads):
         teacher = train(
             teacher_cfg, fs, out / "teacher", spec=DEMO_TEACHER, resume=True, progress=progress
         )
         teacher_eval = evaluate(teacher, fs, "test", device="cpu")
-    lap("teacher_s")
-    step(5, f"student {cfg.student}, IUSP-distilled ({cfg.student_epochs} epochs)")
+    clock.lap("teacher_s")
+    clock.step(5, f"student {cfg.student}, IUSP-distilled ({cfg.student_epochs} epochs)")
     student_cfg = TrainConfig(
-        arch=cfg.student,
-        epochs=cfg.student_epochs,
-        teacher=str(teacher),
-        iusp=cfg.iusp,
-        **common,
+        arch=cfg.student, epochs=cfg.student_epochs, teacher=str(teacher), iusp=cfg.iusp, **common
     )
     with _torch_threads(cfg.torch_threads):
         student = train(student_cfg, fs, out / "student", resume=True, progress=progress)
         student_eval = evaluate(student, fs, "test", device="cpu")  # also stores thresholds
-    lap("student_s")
-    step(6, "full-int8 TFLite")
+    clock.lap("student_s")
+    clock.step(6, "full-int8 TFLite")
     model = out / f"{cfg.student}.tflite"
     quant = quantize(student, model, fs, split="test", limit=cfg.quantize_clips)
-    lap("quantize_s")
-    step(7, "C package, built for cortex-m4")
-    fw = firmware(model, out / "fw", build="cortex-m4")
+    clock.lap("quantize_s")
+    return {"model": model, "teacher": teacher_eval, "student": student_eval, "quant": quant}
+
+
+def _firmware_and_validate(
+    out: Path, model: Path, cfg: DemoConfig, target: str, seed: int, clock, progress
+) -> dict:
+    """Steps 7-8: the C package (golden clips cut from a synthetic clip), its Cortex-M4 build
+    and memory report, then validation on the emulated device."""
+    from firmware_gen.build import build_firmware
+    from firmware_gen.package import firmware
+    from host_tools.emulate import emulated_device
+    from host_tools.validate import validate
+    from model_dev.synth import synthesize_clip
+
+    clock.step(7, "C package, built for cortex-m4")
+    golden = synthesize_clip(0, seed, 4.0)[0]
+    fw = firmware(model, out / "fw", golden_audio=golden)
+    build_firmware(fw, "cortex-m4")
     memory = json.loads((fw / "memory.json").read_text())
-    lap("firmware_s")
-    step(8, f"emulated {target} device, validation over the serial link")
+    clock.lap("firmware_s")
+    clock.step(8, f"emulated {target} device, validation over the serial link")
     with emulated_device(fw, target) as url:
-        lap("boot_s")
+        clock.lap("boot_s")
         val = validate(
             url,
             model,
@@ -203,22 +239,23 @@ def demo(
             out=out / "validation",
             progress=progress,
         )
-    lap("validate_s")
-    step(9, "report")
+    clock.lap("validate_s")
+    return {"memory": memory, "validation": val}
 
-    report = {
-        "corpus": {"preset": preset, "seed": seed, "clips": len(fs), "classes": fs.classes},
-        "frontend": {"hash": fe_cfg.hash, "config": fe_cfg.to_dict()},
-        "config": asdict(cfg) | {"teacher_arch": DEMO_TEACHER.name, "target": target},
-        "c_frontend_parity": parity,
-        "baseline_auprc": baseline,
+
+def _results(models: dict, device: dict) -> dict:
+    """The report's AUPRC, quantisation, memory and validation sections."""
+    quant, val = models["quant"], device["validation"]
+    keep = ("passed", "n_requested", "n_matched", "first_mismatch", "cycles", "clips_per_s")
+    keep += ("link", "device_stats")
+    return {
         "auprc": {
-            "teacher": teacher_eval["metrics"],
-            "student_float": student_eval["metrics"],
+            "teacher": models["teacher"]["metrics"],
+            "student_float": models["student"]["metrics"],
             "student_int8": quant["evaluation"]["int8_tflm"],
             "student_float_quant_split": quant["evaluation"]["float"],
-            "device": (val["auprc"] or {}).get("device"),
-            "device_host_reference": (val["auprc"] or {}).get("host"),
+            "device": (val["metrics"] or {}).get("device"),
+            "device_host_reference": (val["metrics"] or {}).get("host"),
         },
         "quantize": {
             "model_bytes": quant["model"]["bytes"],
@@ -226,29 +263,9 @@ def demo(
             "tflm_vs_litert": quant["parity"],
             "evaluated_clips": quant["evaluation"]["n_clips"],
         },
-        "memory": memory,
-        "validation": {
-            k: val[k]
-            for k in (
-                "passed",
-                "n_requested",
-                "n_matched",
-                "first_mismatch",
-                "cycles",
-                "clips_per_s",
-                "link",
-                "device_stats",
-            )
-        }
-        | {"report": val["files"]["markdown"]},
-        "timings": timings,
-        "total_s": round(sum(timings.values()), 2),
-        "cpu_s": cpu,  # this process and its finished children (pool workers, gcc, QEMU)
-        "total_cpu_s": round(sum(cpu.values()), 2),
+        "memory": device["memory"],
+        "validation": {k: val[k] for k in keep} | {"report": val["files"]["markdown"]},
     }
-    (out / "report.json").write_text(json.dumps(json_finite(report), indent=1) + "\n")
-    (out / "report.md").write_text(_markdown(report, out))
-    return out / "report.md"
 
 
 def _cpu_s() -> float:

@@ -536,6 +536,17 @@ class Device:
         return self.hello()
 
 
+def open_device(port: str | SerialLike | Device, **kwargs) -> tuple[Device, bool]:
+    """``(device, owned)``: ``port`` itself if it is a Device, else a new connection (HELLO
+    done) that the caller closes; link failures become RuntimeError naming the port."""
+    if isinstance(port, Device):
+        return port, False
+    try:
+        return Device(port, **kwargs), True
+    except ProtocolError as exc:
+        raise RuntimeError(f"{port}: no answer from a device ({exc})") from exc
+
+
 def _int16(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio)
     if audio.ndim != 1 or audio.dtype != np.int16:

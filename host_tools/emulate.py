@@ -28,8 +28,9 @@ from pathlib import Path
 
 import serial
 
-from firmware_gen.package import TARGETS, build_firmware, parse_selftest, qemu_command
+from firmware_gen.build import TARGETS, build_firmware
 from host_tools.device import Device, Hello
+from host_tools.qemu import parse_selftest, qemu_command
 
 BOOT_TIMEOUT_S = 60.0  # self-test line (the Cortex-M4 self-test runs in emulated time)
 
@@ -54,7 +55,7 @@ class EmulatedDevice:
     url : str
         The pyserial URL of the device (after :meth:`start`).
     selftest : dict
-        The app's self-test line, parsed (``firmware_gen.package.parse_selftest``); a FAIL does
+        The app's self-test line, parsed (``host_tools.qemu.parse_selftest``); a FAIL does
         not stop the emulator: validation is what tells the host what differs.
     hello : Hello
         The device's HELLO.

@@ -21,16 +21,14 @@ first mismatching clip).
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from host_tools.bench import open_device
 from host_tools.device import (
     ClassifyResult,
     Device,
@@ -39,10 +37,12 @@ from host_tools.device import (
     LinkCounters,
     ProtocolError,
     SerialLike,
+    open_device,
 )
+from host_tools.validate_report import markdown, plot_latency, plot_mismatch
 from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
-from model_dev.evaluate import auprc
+from model_dev.fileio import atomic_write_text
 from model_dev.frontend import Frontend
 
 CHUNK = 32  # clips per host-reference batch (one TFLM interpreter per batch)
@@ -203,10 +203,13 @@ def check_hello(info: Hello, meta, model_path: str | Path) -> None:
         )
 
 
-def _open_dataset(data: str | Path | Dataset, kind: str) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    data = Path(data)
+def _open_dataset(data: str | Path | Dataset, kind: str, split: str | None) -> Dataset:
+    if not isinstance(data, Dataset):
+        data = load_dataset(_dataset_kind(Path(data), kind), data)
+    return data if split is None else data.subset(split)
+
+
+def _dataset_kind(data: Path, kind: str) -> str:
     if kind == "auto":
         if data.suffix == ".csv" or (data / "manifest.csv").exists():
             kind = "manifest"
@@ -217,7 +220,7 @@ def _open_dataset(data: str | Path | Dataset, kind: str) -> Dataset:
                 f"{data}: neither a manifest .csv nor a synth corpus (clips.csv); pass the "
                 "dataset kind (--dataset)"
             )
-    return load_dataset(kind, data)
+    return kind
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -263,9 +266,7 @@ def validate(
     timeout, retries, max_payload
         Link settings of :class:`Device` (ignored when ``port`` is a Device).
     on_reset : {"resume", "stop"}
-        What to do when the device was reset mid-run.
-    max_resets : int
-        Stop after this many resets even when resuming.
+        What to do when the device was reset mid-run; ``max_resets``: stop after that many.
     progress : bool
         Show a progress bar.
 
@@ -287,11 +288,8 @@ def validate(
     if on_reset not in ("resume", "stop"):
         raise ValueError(f"on_reset must be 'resume' or 'stop', got {on_reset!r}")
     model, out = Path(model), Path(out)
-    meta = read_metadata(model)
-    tflite = model.read_bytes()
-    ds = _open_dataset(data, dataset)
-    if split is not None:
-        ds = ds.subset(split)
+    meta, tflite = read_metadata(model), model.read_bytes()
+    ds = _open_dataset(data, dataset, split)
     indices = list(range(len(ds)))[:limit]
     if not indices:
         raise ValueError(f"{ds.root}: no clips to validate")
@@ -299,129 +297,155 @@ def validate(
     dev, own = open_device(port, timeout=timeout, retries=retries, max_payload=max_payload)
     try:
         check_hello(dev.info or dev.hello(), meta, model)
-        report = _run(dev, meta, tflite, ds, indices, on_reset, max_resets, progress, model)
+        run = _Run(dev, meta, tflite, model, on_reset, max_resets)
+        report = run.validate(ds, indices, progress)
     finally:
         if own:
             dev.close()
     report["model"] = {"path": str(model), "model_hash": meta.model_hash, "arch": meta.arch}
     report["dataset"] = {"root": str(ds.root), "kind": ds.name, "split": split, "limit": limit}
+    _write_outputs(report, run, out)
+    return report
+
+
+def _write_outputs(report: dict, run: _Run, out: Path) -> None:
+    """report.json, report.md, latency.png and, on a mismatch, mismatch.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     report["files"] = {
         "json": str(out / "report.json"),
         "markdown": str(out / "report.md"),
         "latency_png": str(out / "latency.png"),
     }
-    if report["first_mismatch"] is not None:
+    if run.pair is not None:
         report["files"]["mismatch_png"] = str(out / "mismatch.png")
-        _plot_mismatch(out / "mismatch.png", report.pop("_mismatch_pair"), report)
-    report.pop("_mismatch_pair", None)
-    _plot_latency(out / "latency.png", report.pop("_latency"), report.pop("_window_cycles"))
-    (out / "report.json").write_text(json.dumps(json_finite(report), indent=1) + "\n")
-    (out / "report.md").write_text(markdown(report))
-    return report
+        plot_mismatch(out / "mismatch.png", run.pair, report)
+    plot_latency(out / "latency.png", run.latency, run.window_cycles)
+    atomic_write_text(out / "report.json", json.dumps(json_finite(report), indent=1) + "\n")
+    atomic_write_text(out / "report.md", markdown(report))
 
 
-def _run(dev, meta, tflite, ds, indices, on_reset, max_resets, progress, model) -> dict:
-    labels = tuple(meta.labels)
-    truth_all = ds.label_matrix()
-    column = {c: k for k, c in enumerate(ds.classes)}
-    results: list[dict] = []
-    mismatches: list[dict] = []
-    resets: list[dict] = []
-    host_scores, dev_scores, truth = [], [], []
-    latency, window_cycles, stage = [], [], {"frontend": [], "model": [], "post": []}
-    stopped, pair = None, None
-    dev.counters = LinkCounters()  # link accounting of this run only
-    t_start = time.perf_counter()
-    bar = tqdm(total=len(indices), desc="validate", unit="clip", disable=not progress)
-    for batch in _batches(len(indices), CHUNK):
-        clips = [indices[i] for i in batch]
-        audios = [ds.load(i) for i in clips]
-        refs = host_reference(tflite, meta, audios)
-        for i, audio, ref in zip(clips, audios, refs, strict=True):
-            clip_id = ds.clips[i].clip_id
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    got = dev.classify(audio)
+@dataclass
+class _Run:
+    """One validation run: the device, the model, and what the clips so far gave."""
+
+    dev: Device
+    meta: object
+    tflite: bytes
+    model: Path
+    on_reset: str
+    max_resets: int
+    results: list[dict] = field(default_factory=list)
+    mismatches: list[dict] = field(default_factory=list)
+    resets: list[dict] = field(default_factory=list)
+    host_scores: list[np.ndarray] = field(default_factory=list)
+    dev_scores: list[np.ndarray] = field(default_factory=list)
+    truth: list[np.ndarray] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
+    window_cycles: list[int] = field(default_factory=list)
+    stage: dict = field(default_factory=lambda: {"frontend": [], "model": [], "post": []})
+    stopped: str | None = None
+    pair: tuple | None = None  # (clip, host features, device features, diff) of the first
+
+    def validate(self, ds: Dataset, indices: list[int], progress: bool) -> dict:
+        """Classify ``indices`` of ``ds`` on the device, compare, return the report."""
+        truth_all = ds.label_matrix()
+        column = {c: k for k, c in enumerate(ds.classes)}
+        self.dev.counters = LinkCounters()  # link accounting of this run only
+        t_start = time.perf_counter()
+        bar = tqdm(total=len(indices), desc="validate", unit="clip", disable=not progress)
+        for batch in _batches(len(indices), CHUNK):
+            clips = [indices[i] for i in batch]
+            audios = [ds.load(i) for i in clips]
+            refs = host_reference(self.tflite, self.meta, audios)
+            for i, audio, ref in zip(clips, audios, refs, strict=True):
+                got = self._classify(audio, ds.clips[i].clip_id, i)
+                if got is None:
                     break
-                except DeviceReset as exc:
-                    resets.append({"clip": clip_id, "index": i, "message": str(exc)})
-                    if on_reset == "stop" or len(resets) > max_resets:
-                        stopped = f"device reset while validating {clip_id}: {exc}"
-                        break
-                    check_hello(dev.hello(), meta, model)  # same firmware after the reset?
-                except ProtocolError as exc:
-                    stopped = f"link failure while validating {clip_id}: {exc}"
-                    break
-            if stopped:
+                row = [truth_all[i, column[n]] if n in column else 0 for n in self.meta.labels]
+                self._add(ds.clips[i].clip_id, i, ref, got, np.asarray(row, np.uint8))
+                bar.update()
+                bar.set_postfix(mismatches=len(self.mismatches), resets=len(self.resets))
+            if self.stopped:
                 break
-            latency.append(time.perf_counter() - t0)
-            window_cycles += got.window_cycles.tolist()
-            for k in stage:
-                stage[k].append(got.cycles[k])
-            diff = compare(ref, got, labels)
-            results.append({"clip": clip_id, "match": diff is None})
-            if diff is not None:
-                mismatches.append({"clip": clip_id, "index": i, **diff})
-                if pair is None:
-                    pair = (clip_id, ref.features, got.features, diff)
-            host_scores.append(ref.clip_scores)
-            dev_scores.append(got.clip_scores)
-            row = np.zeros(len(labels), np.uint8)
-            for c, name in enumerate(labels):
-                if name in column:
-                    row[c] = truth_all[i, column[name]]
-            truth.append(row)
-            bar.update()
-            bar.set_postfix(mismatches=len(mismatches), resets=len(resets))
-        if stopped:
-            break
-    bar.close()
-    elapsed = time.perf_counter() - t_start
-    stats = None
-    if stopped is None or not stopped.startswith("link failure"):
+        bar.close()
+        return self._report(len(indices), time.perf_counter() - t_start)
+
+    def _classify(self, audio: np.ndarray, clip_id: str, index: int) -> ClassifyResult | None:
+        """CLASSIFY one clip, redoing it after a device reset (or stopping, per ``on_reset``);
+        None when the run stops."""
+        while True:
+            t0 = time.perf_counter()
+            try:
+                got = self.dev.classify(audio)
+            except DeviceReset as exc:
+                self.resets.append({"clip": clip_id, "index": index, "message": str(exc)})
+                if self.on_reset == "stop" or len(self.resets) > self.max_resets:
+                    self.stopped = f"device reset while validating {clip_id}: {exc}"
+                    return None
+                check_hello(self.dev.hello(), self.meta, self.model)  # same firmware after it?
+                continue
+            except ProtocolError as exc:
+                self.stopped = f"link failure while validating {clip_id}: {exc}"
+                return None
+            self.latency.append(time.perf_counter() - t0)
+            return got
+
+    def _add(self, clip_id: str, index: int, ref: Reference, got: ClassifyResult, truth) -> None:
+        self.window_cycles += got.window_cycles.tolist()
+        for k, values in self.stage.items():
+            values.append(got.cycles[k])
+        diff = compare(ref, got, self.meta.labels)
+        self.results.append({"clip": clip_id, "match": diff is None})
+        if diff is not None:
+            self.mismatches.append({"clip": clip_id, "index": index, **diff})
+            if self.pair is None:
+                self.pair = (clip_id, ref.features, got.features, diff)
+        self.host_scores.append(ref.clip_scores)
+        self.dev_scores.append(got.clip_scores)
+        self.truth.append(truth)
+
+    def _device_stats(self) -> dict | None:
+        if self.stopped is not None and self.stopped.startswith("link failure"):
+            return None
         try:
-            s = dev.stats()
-            stats = {k: getattr(s, k) for k in s.__dataclass_fields__}
+            s = self.dev.stats()
         except ProtocolError:
-            stats = None
-    n_done = len(results)
-    c = dev.counters
-    wire, payload = c.bytes_sent + c.bytes_received, c.payload_sent + c.payload_received
-    report = {
-        "passed": stopped is None and not mismatches and n_done == len(indices),
-        "n_requested": len(indices),
-        "n_validated": n_done,
-        "n_matched": n_done - len(mismatches),
-        "n_mismatched": len(mismatches),
-        "first_mismatch": mismatches[0] if mismatches else None,
-        "mismatches": mismatches[:MAX_LISTED],
-        "resets": resets,
-        "stopped": stopped,
-        "device": _hello_dict(dev.info),
-        "auprc": _auprc(truth, host_scores, dev_scores, labels),
-        "cycles": {k: _summary(v) for k, v in stage.items()}
-        | {"model_per_window": _summary(window_cycles)},
-        "latency_s": _summary(latency),
-        "clips_per_s": n_done / elapsed if elapsed > 0 else None,
-        "elapsed_s": elapsed,
-        "link": {
-            "requests": c.requests,
-            "retransmissions": c.retransmissions,
-            "bytes_sent": c.bytes_sent,
-            "bytes_received": c.bytes_received,
-            "payload_bytes": payload,
-            "wire_bytes": wire,
-            "efficiency": payload / wire if wire else None,
-            "problems": dict(c.problems),
-        },
-        "device_stats": stats,
-        "_mismatch_pair": pair,
-        "_latency": latency,
-        "_window_cycles": window_cycles,
-    }
-    return report
+            return None
+        return {k: getattr(s, k) for k in s.__dataclass_fields__}
+
+    def _report(self, n_requested: int, elapsed: float) -> dict:
+        n_done, c = len(self.results), self.dev.counters
+        wire, payload = c.bytes_sent + c.bytes_received, c.payload_sent + c.payload_received
+        return {
+            "passed": self.stopped is None and not self.mismatches and n_done == n_requested,
+            "n_requested": n_requested,
+            "n_validated": n_done,
+            "n_matched": n_done - len(self.mismatches),
+            "n_mismatched": len(self.mismatches),
+            "first_mismatch": self.mismatches[0] if self.mismatches else None,
+            "mismatches": self.mismatches[:MAX_LISTED],
+            "resets": self.resets,
+            "stopped": self.stopped,
+            "device": _hello_dict(self.dev.info),
+            "task": self.meta.task,
+            "metrics": _metrics(self.meta, self.truth, self.host_scores, self.dev_scores),
+            "cycles": {k: _summary(v) for k, v in self.stage.items()}
+            | {"model_per_window": _summary(self.window_cycles)},
+            "latency_s": _summary(self.latency),
+            "clips_per_s": n_done / elapsed if elapsed > 0 else None,
+            "elapsed_s": elapsed,
+            "link": {
+                "requests": c.requests,
+                "retransmissions": c.retransmissions,
+                "bytes_sent": c.bytes_sent,
+                "bytes_received": c.bytes_received,
+                "payload_bytes": payload,
+                "wire_bytes": wire,
+                "efficiency": payload / wire if wire else None,
+                "problems": dict(c.problems),
+            },
+            "device_stats": self._device_stats(),
+        }
 
 
 def _hello_dict(h: Hello | None) -> dict | None:
@@ -439,14 +463,18 @@ def _hello_dict(h: Hello | None) -> dict | None:
     }
 
 
-def _auprc(truth, host, device, labels) -> dict | None:
-    """Micro/macro AUPRC of the host's and the device's int8 clip scores (None if no labels)."""
+def _metrics(meta, truth, host, device) -> dict | None:
+    """The task's metrics (:mod:`quantize.tasks`; tagging: micro/macro AUPRC) of the host's and
+    the device's int8 clip scores; None without labels."""
+    from quantize.tasks import task_of
+
     if not truth or not np.any(truth):
         return None
-    y = np.stack(truth)
+    task, y = task_of(meta), np.stack(truth)
     return {
-        "host": auprc(y, np.stack(host).astype(np.float64), labels),
-        "device": auprc(y, np.stack(device).astype(np.float64), labels),
+        "name": task.metric,
+        "host": task.metrics(y, np.stack(host).astype(np.float64), meta.labels),
+        "device": task.metrics(y, np.stack(device).astype(np.float64), meta.labels),
     }
 
 
@@ -461,108 +489,3 @@ def _summary(values: Sequence[float]) -> dict | None:
         "p95": float(np.percentile(v, 95)),
         "max": float(v.max()),
     }
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plot_latency(path: Path, latency: list[float], window_cycles: list[int]) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    axes[0].hist(np.asarray(latency) * 1e3, bins=30)
-    axes[0].set(xlabel="clip latency over the link (ms)", ylabel="clips", title="CLASSIFY")
-    axes[1].hist(window_cycles, bins=30, color="tab:orange")
-    axes[1].set(xlabel="device cycle counter per window", ylabel="windows", title="model")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-
-
-def _plot_mismatch(path: Path, pair, report: dict) -> None:
-    clip_id, host, device, diff = pair
-    plt = _plt()
-    n = min(len(host), len(device))
-    delta = device[:n].astype(np.int16) - host[:n].astype(np.int16)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
-    for ax, img, title in zip(
-        axes,
-        (host.T, device.T, delta.T),
-        ("host (Python front end)", "device", "device - host"),
-        strict=True,
-    ):
-        im = ax.imshow(img, aspect="auto", origin="lower", interpolation="nearest")
-        ax.set(title=title, xlabel="frame")
-        fig.colorbar(im, ax=ax)
-    axes[0].set_ylabel("mel band")
-    fig.suptitle(f"{clip_id}: {diff['message']}", fontsize=8)
-    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-
-
-def markdown(r: dict) -> str:
-    """``report.md`` from the report dict."""
-    verdict = "PASS" if r["passed"] else "FAIL"
-    d = r["device"] or {}
-    lines = [
-        f"# aedfw validation: {verdict}",
-        "",
-        f"Model `{r['model']['path']}` ({r['model']['arch']}, hash "
-        f"`{r['model']['model_hash'][:16]}`); device firmware {d.get('firmware_version')}, "
-        f"front end `{str(d.get('frontend_hash'))[:16]}`.",
-        f"Dataset `{r['dataset']['root']}` ({r['dataset']['kind']}): "
-        f"{r['n_validated']}/{r['n_requested']} clips validated, {r['n_matched']} matched "
-        "byte for byte (features, window scores, clip scores, decisions).",
-        "",
-    ]
-    if r["stopped"]:
-        lines += [f"**Stopped:** {r['stopped']}", ""]
-    if r["resets"]:
-        lines += [f"Device resets detected: {len(r['resets'])}"]
-        lines += [f"- before clip `{x['clip']}`: {x['message']}" for x in r["resets"]]
-        lines += [""]
-    if r["mismatches"]:
-        lines += [f"Mismatches ({r['n_mismatched']}; first {len(r['mismatches'])} listed):", ""]
-        lines += [f"- `{m['clip']}`: {m['message']}" for m in r["mismatches"]]
-        lines += ["", "![first mismatch](mismatch.png)", ""]
-    if r["auprc"]:
-        h, dv = r["auprc"]["host"], r["auprc"]["device"]
-        lines += [
-            "| AUPRC (int8 clip scores) | host | device |",
-            "|---|---|---|",
-            f"| micro | {_f(h['micro'])} | {_f(dv['micro'])} |",
-            f"| macro | {_f(h['macro'])} | {_f(dv['macro'])} |",
-            "",
-        ]
-    lines += ["| device cycle counter | median | mean | max |", "|---|---|---|---|"]
-    for k, v in r["cycles"].items():
-        if v:
-            lines.append(f"| {k} per clip | {v['median']:.0f} | {v['mean']:.0f} | {v['max']:.0f} |")
-    lines[-1] = lines[-1].replace("model_per_window per clip", "model per window")
-    link = r["link"]
-    lat = r["latency_s"] or {}
-    lines += [
-        "",
-        f"Throughput: {_f(r['clips_per_s'], 2)} clips/s; latency median "
-        f"{_f(lat.get('median', float('nan')) * 1e3, 1)} ms. Link: {link['requests']} requests, "
-        f"{link['retransmissions']} retransmissions, efficiency (payload / wire bytes) "
-        f"{_f(link['efficiency'])}.",
-        "",
-        "![latency](latency.png)",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _f(v, digits: int = 4) -> str:
-    return (
-        "n/a"
-        if v is None or (isinstance(v, float) and not math.isfinite(v))
-        else (f"{v:.{digits}f}")
-    )

@@ -103,15 +103,16 @@ def clip_outputs(
     """What a device must answer for each clip's features: the host golden of the post-processing.
 
     Windows per :func:`model_dev.arch.clip_windows`, scores through :func:`run_tflm` (one
-    interpreter for all clips), clip score = max over windows, decision = clip score >=
-    ``meta.thresholds_q`` (compared as int16: 128 never fires).
+    interpreter for all clips), then the clip post-processing of the model's task
+    (:mod:`quantize.tasks`; tagging: clip score = max over windows, decision = clip score >=
+    ``meta.thresholds_q``).
 
     Parameters
     ----------
     tflite : bytes
         Full-int8 model.
     meta : quantize.metadata.ModelMetadata
-        Its window, hop and int8 thresholds.
+        Its task, window, hop and int8 thresholds.
     features : list of np.ndarray
         int8 ``[frames, mels]`` per clip.
     arena_size : int, optional
@@ -123,18 +124,18 @@ def clip_outputs(
         int8 ``[windows, classes]``, int8 ``[classes]``, bool ``[classes]`` per clip.
     """
     from model_dev.arch import clip_windows
+    from quantize.tasks import task_of
 
+    post = task_of(meta).clip_post
     windows = [clip_windows(f, meta.window_frames, meta.window_hop_frames) for f in features]
     if not windows:
         return []
     scores = run_tflm(tflite, np.concatenate(windows), arena_size)
-    thresholds = np.asarray(meta.thresholds_q, np.int16)
     out, pos = [], 0
     for win in windows:
         s = scores[pos : pos + len(win)]
         pos += len(win)
-        clip = s.max(axis=0)
-        out.append((s, clip, clip.astype(np.int16) >= thresholds))
+        out.append((s, *post(s, meta)))
     return out
 
 

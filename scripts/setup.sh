@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind)
+APT_PACKAGES=(gcc make cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind)
 PYTHON=${PYTHON:-python3}
 
 missing=()

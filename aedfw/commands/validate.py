@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  mismatch in {m['clip']}: {m['message']}")
     if r["stopped"]:
         print(f"  stopped: {r['stopped']}")
-    if r["auprc"]:
-        h, d = r["auprc"]["host"], r["auprc"]["device"]
-        print(f"  AUPRC micro host {h['micro']:.4f} device {d['micro']:.4f}")
+    if r["metrics"]:
+        m, h, d = r["metrics"]["name"], r["metrics"]["host"], r["metrics"]["device"]
+        print(f"  {m} micro host {h['micro']:.4f} device {d['micro']:.4f}")
     print(f"report: {r['files']['markdown']}")
     return 0 if r["passed"] else 1

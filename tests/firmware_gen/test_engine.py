@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_gen.engine import ENGINE_FILES, build_engine, logistic_table, write_engine
-from firmware_gen.host_build import HOST_DIR, compile_host
+from firmware_gen.engine import ENGINE_FILES, build_engine, write_engine
+from firmware_gen.fixed_point import logistic_table
+from firmware_gen.host_build import HARNESS_DIR, compile_host, package_includes
 from model_dev.arch import STUDENTS, clip_windows
 from model_dev.frontend import Frontend, FrontendConfig
 from model_dev.synth import PRESETS, synthesize_clip
@@ -86,10 +87,14 @@ def _tflm(tflite: bytes, windows: np.ndarray) -> np.ndarray:
 def _build(model: Path, out_dir: Path, sanitize: bool) -> Path:
     write_engine(model, out_dir)
     name = "model_cli_san" if sanitize else "model_cli"
-    sources = [out_dir / "aed_model.c", HOST_DIR / "model_cli.c"]
+    sources = [out_dir / "aed/src/aed_model.c", HARNESS_DIR / "model_cli.c"]
     # sanitizer builds at -O1: the same checks, a third of the compile time of -O2
     return compile_host(
-        sources, out_dir / name, sanitize=sanitize, opt="-O1" if sanitize else "-O2"
+        sources,
+        out_dir / name,
+        sanitize=sanitize,
+        include=package_includes(out_dir),
+        opt="-O1" if sanitize else "-O2",
     )
 
 

@@ -81,7 +81,7 @@ def test_generated_files_are_byte_identical(tmp_path):
     first = [p.read_bytes() for p in write_frontend(cfg, tmp_path / "a")]
     second = [p.read_bytes() for p in write_frontend(cfg, tmp_path / "b")]
     assert first == second
-    header = first[FRONTEND_FILES.index("aed_frontend.h")].decode()
+    header = first[FRONTEND_FILES.index("aed/include/aed_frontend_config.h")].decode()
     assert cfg.hash in header and cfg.short_hash in header
 
 
@@ -101,6 +101,7 @@ def test_builds_for_cortex_m4_without_warnings(tmp_path):
             "-Werror",
             "-pedantic",
             "-Os",
+            f"-I{tmp_path / 'aed' / 'include'}",
             "-c",
             str(src),
             "-o",

@@ -97,11 +97,13 @@ def tiny(tmp_path_factory) -> TinyPackage:
     """Tiny model + firmware package (host build) + short clips, built once per session."""
     if not HAS_BUILD:
         pytest.skip("needs gcc and make")
+    from firmware_gen.build import build_firmware
     from firmware_gen.package import firmware
 
     root = tmp_path_factory.mktemp("tiny")
     model = make_tiny_model(root / "tiny.tflite")
-    fw = firmware(model, root / "fw", build="host")
+    fw = firmware(model, root / "fw")
+    build_firmware(fw, "host")
     data = write_short_clips(root / "clips", 200, 1200)
     short = write_short_clips(root / "short", 200, 320)
     return TinyPackage(model, fw, data, short)

@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_gen.frontend_c import write_frontend
-from firmware_gen.host_build import HOST_DIR, compile_host
+from firmware_gen.host_build import compile_host, package_includes
 from firmware_gen.proto_c import PROTOCOL_VERSION as C_PROTOCOL_VERSION
 from firmware_gen.proto_c import ProtoModel, hello_payload, write_proto
-from firmware_gen.render import render, write_if_changed
+from firmware_gen.render import copy_source, write_if_changed, write_rendered
 from host_tools.device import (
     Device,
     DeviceError,
@@ -56,7 +56,8 @@ from model_dev.frontend import Frontend, FrontendConfig
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 CFG = FrontendConfig()
-PROTO_HOST = HOST_DIR / "proto"
+#: Test-only harnesses (the device itself is the package's shipped host port).
+HARNESSES = Path(__file__).parent / "c"
 frames_st = st.builds(
     Frame,
     code=st.integers(0, 255),
@@ -150,9 +151,12 @@ def test_decode_error_kinds():
 @pytest.fixture(scope="module")
 def codec_cli(tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("codec")
-    sources = write_proto(build, CFG, max_payload=512)
+    write_proto(build, CFG, max_payload=512)
     return compile_host(
-        [sources[1], PROTO_HOST / "proto_codec_cli.c"], build / "codec", sanitize=True
+        [build / "aed/src/aed_proto_frame.c", HARNESSES / "proto_codec_cli.c"],
+        build / "codec",
+        sanitize=True,
+        include=package_includes(build),
     )
 
 
@@ -233,9 +237,10 @@ def _build_device(build: Path, model: ProtoModel | None, max_payload: int = 512)
     sources = write_frontend(CFG, build) + write_proto(build, CFG, model, max_payload=max_payload)
     if model is not None:
         sources += _write_test_model(build, model)
-    c_files = [p for p in sources if p.suffix == ".c"]
-    c_files += [PROTO_HOST / "platform_stdio.c", PROTO_HOST / "proto_device.c"]
-    return compile_host(c_files, build / "device", sanitize=True)
+    sources.append(copy_source("port/host/aed_platform_host.c", build))
+    sources.append(copy_source("aed/include/aed_platform.h", build))
+    c_files = [p for p in sources if p.suffix == ".c"] + [HARNESSES / "proto_device.c"]
+    return compile_host(c_files, build / "device", sanitize=True, include=package_includes(build))
 
 
 @contextlib.contextmanager
@@ -458,10 +463,13 @@ def toy_scores(windows: np.ndarray) -> np.ndarray:
 def _write_test_model(build: Path, model: ProtoModel) -> list[Path]:
     n = len(model.labels)
     files = {
-        "aed_model.h": TEST_MODEL_H.format(frames=model.window_frames, mels=CFG.n_mels, classes=n),
-        "aed_model.c": TEST_MODEL_C,
+        "aed/include/aed_model.h": TEST_MODEL_H.format(
+            frames=model.window_frames, mels=CFG.n_mels, classes=n
+        ),
+        "aed/src/aed_model.c": TEST_MODEL_C,
     }
     for name, text in files.items():
+        (build / name).parent.mkdir(parents=True, exist_ok=True)
         write_if_changed(build / name, text)
     context = {
         "labels": model.labels,
@@ -473,10 +481,13 @@ def _write_test_model(build: Path, model: ProtoModel) -> list[Path]:
         "output_zero_point": -128,
         "window_frames": model.window_frames,
         "hop_frames": model.window_hop_frames,
+        "task": "tagging",
+        "score": "probability",
+        "n_golden": 0,
     }
-    for name in ("aed_labels.h", "aed_post.h", "aed_post.c"):
-        write_if_changed(build / name, render(f"{name}.j2", {"test": "protocol"}, **context))
-    return [build / "aed_model.c", build / "aed_post.c"]
+    write_rendered(build, "aed/include/aed_config.h", {"test": "protocol"}, **context)
+    copy_source("aed/include/aed_post.h", build)
+    return [build / "aed/src/aed_model.c", copy_source("aed/src/aed_post.c", build)]
 
 
 @pytest.fixture(scope="module")

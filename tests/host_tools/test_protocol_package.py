@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_gen.package import build_firmware, firmware
+from firmware_gen.build import build_firmware
+from firmware_gen.package import firmware
 from host_tools.device import Device
 from model_dev.arch import clip_windows, window_starts
 from model_dev.frontend import Frontend

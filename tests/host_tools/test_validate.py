@@ -12,7 +12,7 @@ import pytest
 import serial
 
 from aedfw.cli import main
-from firmware_gen.package import build_firmware
+from firmware_gen.build import build_firmware
 from host_tools.emulate import EmulatedDevice
 from host_tools.link import FaultyLink
 from host_tools.validate import HashMismatch, validate
@@ -36,7 +36,8 @@ def test_native_device_validates_through_the_cli(tiny, host_device, tmp_path, ca
     assert "PASS: 40/40 clips match" in capsys.readouterr().out
     r = json.loads((out / "report.json").read_text())
     assert r["passed"] and r["n_matched"] == 40 and r["first_mismatch"] is None
-    assert r["auprc"]["host"] == r["auprc"]["device"]
+    assert r["metrics"]["name"] == "AUPRC" and r["task"] == "tagging"
+    assert r["metrics"]["host"] == r["metrics"]["device"]
     assert r["cycles"]["model"]["median"] > 0 and r["cycles"]["frontend"]["median"] > 0
     assert 0.5 < r["link"]["efficiency"] < 1 and r["link"]["retransmissions"] == 0
     assert (out / "latency.png").stat().st_size > 0 and not (out / "mismatch.png").exists()
@@ -46,11 +47,11 @@ def test_native_device_validates_through_the_cli(tiny, host_device, tmp_path, ca
 def test_altered_front_end_table_fails_naming_the_first_mismatch(tiny, tmp_path, capsys):
     fw = tmp_path / "fw"
     shutil.copytree(tiny.fw, fw, ignore=shutil.ignore_patterns("build"))
-    tables = fw / "aed_frontend_tables.c"
+    tables = fw / "aed/src/aed_frontend_tables.c"
     text = tables.read_text()
-    start = text.index("aed_fe_window_q15[")  # one window entry (q15 0.5) changes
+    start = text.index("aed_fe_window_q15[")  # one window entry changes (q15 0.5 -> 0.8)
     end = text.index("};", start)
-    window = text[start:end].replace(" 16384,", " 16484,", 1)
+    window = text[start:end].replace(" 16384,", " 26384,", 1)
     assert window != text[start:end]
     tables.write_text(text[:start] + window + text[end:])
     with EmulatedDevice(fw, "host") as emu:

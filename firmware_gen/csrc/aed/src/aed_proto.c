@@ -4,28 +4,26 @@
 
 #include "aed_frontend.h"
 #include "aed_platform.h"
-{% if model %}
+#if AED_PROTO_HAS_MODEL
 #include "aed_model.h"
 #include "aed_post.h"
 
-#define AED_PROTO_WINDOW_FRAMES {{ model.window_frames }}
 #if AED_MODEL_IN_FRAMES != AED_PROTO_WINDOW_FRAMES || AED_POST_WINDOW_FRAMES != AED_MODEL_IN_FRAMES
 #error "aed_model.h, aed_post.h and the protocol disagree on the window length"
 #endif
 #if AED_MODEL_IN_MELS != AED_FE_N_MELS
 #error "aed_model.h does not match the front end's mel bands"
 #endif
-#if AED_MODEL_N_CLASSES != {{ model.n_classes }} || AED_N_CLASSES != AED_MODEL_N_CLASSES
-#error "aed_model.h, aed_labels.h and the protocol disagree on the class count"
+#if AED_MODEL_N_CLASSES != AED_PROTO_MODEL_CLASSES || AED_N_CLASSES != AED_MODEL_N_CLASSES
+#error "aed_model.h, aed_config.h and the protocol disagree on the class count"
 #endif
 #define AED_PROTO_N_CLASSES AED_MODEL_N_CLASSES
 #define AED_PROTO_ACTIVATION_BYTES AED_MODEL_ACTIVATION_BYTES
-{% else %}
+#else
 #define AED_PROTO_N_CLASSES 0
 #define AED_PROTO_ACTIVATION_BYTES 0
-{% endif %}
+#endif
 
-#define AED_PROTO_CAPS {{ capabilities }}u
 #define AED_STREAM_NONE 0u
 #define AED_STREAM_FEATURES 1u
 #define AED_STREAM_INFER 2u
@@ -40,9 +38,7 @@
                            AED_FE_WINDOW_LENGTH : AED_PROTO_MAX_PAYLOAD / 2)
 
 /* Device identity, reported by HELLO (generated from the model's metadata). */
-static const uint8_t aed_hello_fixed[] = {
-{{ hello_bytes | c_array }}
-};
+static const uint8_t aed_hello_fixed[] = AED_PROTO_HELLO;
 
 typedef struct {
     uint32_t rx_frames, rx_errors, duplicates, naks;
@@ -64,7 +60,7 @@ static uint8_t aed_stream;
 static aed_frontend_t aed_fe;
 static uint32_t aed_fe_acc; /* cycles of the front-end frame in progress */
 static aed_proto_stats_t aed_stats;
-{% if model %}
+#if AED_PROTO_HAS_MODEL
 /* CLASSIFY's window assembly; its ring (one window of rows) doubles as the INFER input buffer
  * (one stream at a time), so the protocol adds no window-sized buffer of its own. */
 static aed_post_t aed_post;
@@ -75,7 +71,7 @@ static struct {
     uint32_t n_frames; /* frames so far */
     uint32_t fe_cycles, model_cycles;
 } aed_clip;
-{% endif %}
+#endif
 
 static void aed_put_u16(uint8_t *p, uint32_t v)
 {
@@ -151,9 +147,9 @@ static size_t aed_feed_samples(size_t n, int8_t *rows, void (*on_row)(const int8
             if (aed_fe_acc > aed_stats.fe_cycles_max) {
                 aed_stats.fe_cycles_max = aed_fe_acc;
             }
-{% if model %}
+#if AED_PROTO_HAS_MODEL
             aed_clip.fe_cycles += aed_fe_acc;
-{% endif %}
+#endif
             aed_fe_acc = 0;
             if (rows != NULL) {
                 memcpy(&rows[count * AED_FE_N_MELS], row, AED_FE_N_MELS);
@@ -177,9 +173,9 @@ static void aed_reset_stream(uint8_t stream)
     aed_frontend_init(&aed_fe);
     aed_fe_acc = 0;
     aed_stream = stream;
-{% if model %}
+#if AED_PROTO_HAS_MODEL
     aed_infer_loaded = 0;
-{% endif %}
+#endif
 }
 
 static aed_reply_t aed_hello(void)
@@ -208,7 +204,7 @@ static aed_reply_t aed_features(const uint8_t *p, size_t len)
     aed_put_u16(aed_payload, (uint32_t)n);
     return aed_ok(2 + n * AED_FE_N_MELS);
 }
-{% if model %}
+#if AED_PROTO_HAS_MODEL
 
 static uint32_t aed_run_model(const int8_t *in)
 {
@@ -351,7 +347,7 @@ static aed_reply_t aed_classify(const uint8_t *p, size_t len)
     }
     return aed_ok((size_t)(dst - aed_payload));
 }
-{% endif %}
+#endif
 
 /* BENCH: u8 target (0 model on the INFER window, 1 front-end frame), u8 0, u16 0, u32 n,
  * u32 warmup -> u8 target, 3 x u8 0, u32 n, u32 warmup, u32 min, u32 max, u64 total. */
@@ -375,23 +371,23 @@ static aed_reply_t aed_bench(const uint8_t *p, size_t len)
         }
         aed_stream = AED_STREAM_NONE;
     }
-{% if model %}
+#if AED_PROTO_HAS_MODEL
     else if (p[0] != 0) {
         return aed_error(AED_STATUS_BAD_ARGUMENT, "BENCH: target must be 0 (model) or 1");
     }
-{% else %}
+#else
     else {
         return aed_error(AED_STATUS_UNSUPPORTED, "BENCH: this build has no model; target 1 only");
     }
-{% endif %}
+#endif
     for (i = 0; i < warmup + n; i++) {
         uint32_t t0 = 0, dt;
-{% if model %}
+#if AED_PROTO_HAS_MODEL
         if (p[0] == 0) {
             t0 = aed_cycles();
             aed_model_run(aed_post.ring, aed_scores);
         } else
-{% endif %}
+#endif
         {
             t0 = aed_cycles();
             aed_frontend_frame(&aed_fe, aed_samples, row);
@@ -438,9 +434,9 @@ static aed_reply_t aed_stats_reply(const uint8_t *p, size_t len)
     aed_put_u32(aed_payload + 52, AED_PROTO_ACTIVATION_BYTES);
     aed_put_u32(aed_payload + 56, (uint32_t)(sizeof aed_rx + sizeof aed_tx + sizeof aed_payload +
                                              sizeof aed_samples + sizeof aed_fe
-{% if model %}
+#if AED_PROTO_HAS_MODEL
                                              + sizeof aed_post
-{% endif %}
+#endif
                                              ));
     if (len == 1 && (p[0] & 1u)) {
         memset(&aed_stats, 0, sizeof aed_stats);
@@ -458,16 +454,16 @@ static aed_reply_t aed_dispatch(const aed_frame_t *f)
         return aed_hello();
     case AED_CMD_FEATURES:
         return aed_features(f->payload, f->length);
-{% if model %}
+#if AED_PROTO_HAS_MODEL
     case AED_CMD_INFER:
         return aed_infer(f->payload, f->length);
     case AED_CMD_CLASSIFY:
         return aed_classify(f->payload, f->length);
-{% else %}
+#else
     case AED_CMD_INFER:
     case AED_CMD_CLASSIFY:
         return aed_error(AED_STATUS_UNSUPPORTED, "this build has no model");
-{% endif %}
+#endif
     case AED_CMD_BENCH:
         return aed_bench(f->payload, f->length);
     case AED_CMD_STATS:

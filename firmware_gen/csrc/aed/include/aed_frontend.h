@@ -6,19 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AED_FE_CONFIG_HASH "{{ cfg_hash }}"
-#define AED_FE_SAMPLE_RATE {{ cfg.sample_rate }}
-#define AED_FE_WINDOW_LENGTH {{ cfg.window_length }}
-#define AED_FE_HOP_LENGTH {{ cfg.hop_length }}
-#define AED_FE_FFT_SIZE {{ cfg.fft_size }}
-#define AED_FE_N_BINS {{ cfg.n_bins }}
-#define AED_FE_N_MELS {{ cfg.n_mels }}
-#define AED_FE_N_MEL_WEIGHTS {{ n_mel_weights }}
-#define AED_FE_LOG2_STEPS {{ cfg.log2_steps }}
-#define AED_FE_LOG_OFFSET {{ cfg.log_offset }}
-/* Dequantised feature = (q - AED_FE_ZERO_POINT) / AED_FE_SCALE_INV = log2(2 S), S the mel power of x / 32768. */
-#define AED_FE_SCALE_INV {{ cfg.log2_steps }}
-#define AED_FE_ZERO_POINT {{ cfg.input_zero_point }}
+/* AED_FE_* constants of this front end (sample rate, window, hop, FFT size, mel bands, log
+ * scaling); generated from its FrontendConfig. */
+#include "aed_frontend_config.h"
 
 /* Tables (aed_frontend_tables.c). */
 extern const int16_t aed_fe_window_q15[AED_FE_WINDOW_LENGTH];

@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 #include "aed_frontend.h"
-#include "aed_labels.h"
+/* The model's task, labels, thresholds and windowing (AED_N_CLASSES, AED_POST_WINDOW_FRAMES,
+ * AED_POST_HOP_FRAMES...); generated from its metadata. */
+#include "aed_config.h"
 
-#define AED_POST_WINDOW_FRAMES {{ window_frames }}
-#define AED_POST_HOP_FRAMES {{ hop_frames }}
 #define AED_POST_WINDOW_BYTES (AED_POST_WINDOW_FRAMES * AED_FE_N_MELS)
 #define AED_POST_PAD_VALUE (-128)
 /* Optional smoothing of streaming decisions: max over the last N window scores (1 = off). */

@@ -79,12 +79,34 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
     }
 }
 
-/* Radix-4 FFT of digit-reversed input, in place, no scaling (stages unrolled at generation). */
+/* Radix-4 FFT of digit-reversed input, in place, no scaling. N/2 = 4^k (model_dev/frontend.py
+ * checks), so the stages have sub-DFT lengths q = 1, 4, ..., N/8: each called with a constant q. */
 static void aed_fft(int32_t *z)
 {
-{% for q in fft_stages %}
-    aed_fft_stage(z, {{ q }});
-{% endfor %}
+#if AED_FFT_HALF > 16384
+#error "aed_fft: FFT sizes above 32768 need more stages here"
+#endif
+#if AED_FFT_HALF >= 4
+    aed_fft_stage(z, 1);
+#endif
+#if AED_FFT_HALF >= 16
+    aed_fft_stage(z, 4);
+#endif
+#if AED_FFT_HALF >= 64
+    aed_fft_stage(z, 16);
+#endif
+#if AED_FFT_HALF >= 256
+    aed_fft_stage(z, 64);
+#endif
+#if AED_FFT_HALF >= 1024
+    aed_fft_stage(z, 256);
+#endif
+#if AED_FFT_HALF >= 4096
+    aed_fft_stage(z, 1024);
+#endif
+#if AED_FFT_HALF >= 16384
+    aed_fft_stage(z, 4096);
+#endif
 }
 
 /* v = ((x << s) * w + 2^14) >> 15 = (x w + 2^(14 - s)) >> (15 - s) exactly (numerator and

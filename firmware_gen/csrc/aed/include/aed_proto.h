@@ -36,7 +36,6 @@
 #define AED_CAP_CLASSIFY 0x04u
 #define AED_CAP_BENCH 0x08u
 
-#define AED_PROTO_HAS_MODEL {{ 1 if model else 0 }}
 
 /* (Re)initialise all protocol state: streams, counters, duplicate cache; sets the reset flag. */
 void aed_proto_init(void);

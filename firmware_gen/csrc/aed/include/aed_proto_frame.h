@@ -6,9 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AED_PROTO_VERSION {{ protocol_version }}
-/* Largest payload this device accepts and sends (announced in HELLO). */
-#define AED_PROTO_MAX_PAYLOAD {{ max_payload }}
+/* AED_PROTO_VERSION, AED_PROTO_MAX_PAYLOAD (the largest payload this device accepts and sends,
+ * announced in HELLO), AED_PROTO_HAS_MODEL and the HELLO bytes; generated per package. */
+#include "aed_proto_config.h"
+
 #define AED_PROTO_HEADER_BYTES 8
 #define AED_PROTO_CRC_BYTES 4
 #define AED_PROTO_MAX_FRAME (AED_PROTO_HEADER_BYTES + AED_PROTO_MAX_PAYLOAD + AED_PROTO_CRC_BYTES)

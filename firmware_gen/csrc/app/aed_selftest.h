@@ -1,25 +1,10 @@
-/* Golden vectors and the self-test: a few short clips with their int16 audio, the int8 features
- * of the Python reference front end and the int8 outputs of the TFLM runtime on the model. */
-#ifndef AED_GOLDEN_H
-#define AED_GOLDEN_H
+/* Self-test on the golden vectors (golden/aed_golden.c): the reference app runs it at boot. */
+#ifndef AED_SELFTEST_H
+#define AED_SELFTEST_H
 
 #include <stdint.h>
 
-#define AED_GOLDEN_N_CLIPS {{ clips | length }}
-
-typedef struct {
-    const char *name;
-    const int16_t *audio;
-    uint32_t n_samples;
-    const int8_t *features; /* [n_frames][AED_FE_N_MELS] */
-    uint32_t n_frames;
-    const int8_t *window_scores; /* [n_windows][AED_N_CLASSES], window order */
-    uint32_t n_windows;
-    const int8_t *clip_scores; /* [AED_N_CLASSES]: max over windows */
-    const uint8_t *decisions;  /* [AED_N_CLASSES] */
-} aed_golden_clip_t;
-
-extern const aed_golden_clip_t aed_golden_clips[AED_GOLDEN_N_CLIPS];
+#include "aed_golden.h"
 
 /* What the last aed_selftest() did. */
 typedef struct {
@@ -40,4 +25,4 @@ int aed_selftest(void);
 /* Statistics of the last aed_selftest() call. */
 void aed_selftest_stats(aed_selftest_stats_t *out);
 
-#endif /* AED_GOLDEN_H */
+#endif /* AED_SELFTEST_H */

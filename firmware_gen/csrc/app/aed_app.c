@@ -5,10 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aed_config.h"
 #include "aed_frontend.h"
-#include "aed_golden.h"
-#include "aed_labels.h"
 #include "aed_platform.h"
+#include "aed_selftest.h"
 #ifndef AED_NO_PROTO
 #include "aed_proto.h"
 #endif

@@ -1,0 +1,116 @@
+"""The validation report: ``report.md`` and its plots, from the report dict of
+:func:`host_tools.validate.validate`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_latency(path: Path, latency: list[float], window_cycles: list[int]) -> None:
+    """Per-clip latency and per-window model cycles (``latency.png``)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    axes[0].hist(np.asarray(latency) * 1e3, bins=30)
+    axes[0].set(xlabel="clip latency over the link (ms)", ylabel="clips", title="CLASSIFY")
+    axes[1].hist(window_cycles, bins=30, color="tab:orange")
+    axes[1].set(xlabel="device cycle counter per window", ylabel="windows", title="model")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_mismatch(path: Path, pair, report: dict) -> None:
+    """Host vs device features of the first mismatching clip (``mismatch.png``)."""
+    clip_id, host, device, diff = pair
+    plt = _plt()
+    n = min(len(host), len(device))
+    delta = device[:n].astype(np.int16) - host[:n].astype(np.int16)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+    for ax, img, title in zip(
+        axes,
+        (host.T, device.T, delta.T),
+        ("host (Python front end)", "device", "device - host"),
+        strict=True,
+    ):
+        im = ax.imshow(img, aspect="auto", origin="lower", interpolation="nearest")
+        ax.set(title=title, xlabel="frame")
+        fig.colorbar(im, ax=ax)
+    axes[0].set_ylabel("mel band")
+    fig.suptitle(f"{clip_id}: {diff['message']}", fontsize=8)
+    fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def markdown(r: dict) -> str:
+    """``report.md`` from the report dict."""
+    verdict = "PASS" if r["passed"] else "FAIL"
+    d = r["device"] or {}
+    lines = [
+        f"# aedfw validation: {verdict}",
+        "",
+        f"Model `{r['model']['path']}` ({r['model']['arch']}, hash "
+        f"`{r['model']['model_hash'][:16]}`); device firmware {d.get('firmware_version')}, "
+        f"front end `{str(d.get('frontend_hash'))[:16]}`.",
+        f"Dataset `{r['dataset']['root']}` ({r['dataset']['kind']}): "
+        f"{r['n_validated']}/{r['n_requested']} clips validated, {r['n_matched']} matched "
+        "byte for byte (features, window scores, clip scores, decisions).",
+        "",
+    ]
+    if r["stopped"]:
+        lines += [f"**Stopped:** {r['stopped']}", ""]
+    if r["resets"]:
+        lines += [f"Device resets detected: {len(r['resets'])}"]
+        lines += [f"- before clip `{x['clip']}`: {x['message']}" for x in r["resets"]]
+        lines += [""]
+    if r["mismatches"]:
+        lines += [f"Mismatches ({r['n_mismatched']}; first {len(r['mismatches'])} listed):", ""]
+        lines += [f"- `{m['clip']}`: {m['message']}" for m in r["mismatches"]]
+        lines += ["", "![first mismatch](mismatch.png)", ""]
+    if r["metrics"]:
+        h, dv = r["metrics"]["host"], r["metrics"]["device"]
+        lines += [
+            f"| {r['metrics']['name']} (int8 clip scores) | host | device |",
+            "|---|---|---|",
+            f"| micro | {_f(h['micro'])} | {_f(dv['micro'])} |",
+            f"| macro | {_f(h['macro'])} | {_f(dv['macro'])} |",
+            "",
+        ]
+    lines += ["| device cycle counter | median | mean | max |", "|---|---|---|---|"]
+    for k, v in r["cycles"].items():
+        if v:
+            lines.append(f"| {k} per clip | {v['median']:.0f} | {v['mean']:.0f} | {v['max']:.0f} |")
+    lines[-1] = lines[-1].replace("model_per_window per clip", "model per window")
+    link = r["link"]
+    lat = r["latency_s"] or {}
+    lines += [
+        "",
+        f"Throughput: {_f(r['clips_per_s'], 2)} clips/s; latency median "
+        f"{_f(lat.get('median', float('nan')) * 1e3, 1)} ms. Link: {link['requests']} requests, "
+        f"{link['retransmissions']} retransmissions, efficiency (payload / wire bytes) "
+        f"{_f(link['efficiency'])}.",
+        "",
+        "![latency](latency.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _f(v, digits: int = 4) -> str:
+    return (
+        "n/a"
+        if v is None or (isinstance(v, float) and not math.isfinite(v))
+        else (f"{v:.{digits}f}")
+    )
