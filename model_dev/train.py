@@ -1,12 +1,11 @@
-"""Training of teachers and students (one loop; distillation is an optional term), checkpoints
-and evaluation.
+"""Training of teachers and students: one loop; distillation adds optional terms.
 
 Data path
 ---------
 Every clip of a :class:`~model_dev.features.FeatureSet` is cut once into model windows
 (:func:`~model_dev.arch.clip_windows` on the int8 features, hop ``window_hop_frames``; short clips
 are padded with the front end's silence code) and kept as int8 ``[n_clips, max_windows, T, F]``
-with a bool mask of the real windows (:class:`ClipWindows`). A batch is dequantised on the compute
+with a bool mask of the real windows (:class:`~model_dev.windows.ClipWindows`). A batch is dequantised on the compute
 device, ``(q - zero_point) * scale``. The model runs on the real windows only (padding windows
 never reach BatchNorm); the clip logits are the maximum over windows
 (:func:`~model_dev.arch.aggregate`), exactly what the device computes, and the BCE is applied to
@@ -14,12 +13,15 @@ them (multiple-instance learning: a clip label says "somewhere in the clip").
 
 Loss
 ----
-``BCE(clip logits, labels, pos_weight) + distillation_loss(...)``. ``pos_weight[c]`` is
+``BCE(clip logits, labels, pos_weight) + sum(weight[t] * term[t])``. ``pos_weight[c]`` is
 ``n_negative / n_positive`` of class ``c`` in the training split, clipped to
-``[1, pos_weight_max]`` (rare classes weigh more; 0 turns it off). With a teacher checkpoint, the
-frozen teacher (eval mode) sees the same augmented windows, and
-:func:`~model_dev.distill.distillation_loss` compares the student's and the teacher's per-window
-logits (``kd``) and block features (``sp``, ``iusp``).
+``[1, pos_weight_max]`` (rare classes weigh more; 0 turns it off). With a teacher checkpoint,
+:func:`~model_dev.distill.distillation_loss` compares the student's window logits (``kd``) and
+block features (``sp``, ``iusp`` per clip or per window) with the frozen teacher's, served by
+:mod:`model_dev.teacher_cache` (computed once on the clean windows, or live on the augmented
+ones). The weights are calibrated on gradient norms before the first epoch
+(:mod:`model_dev.calibrate`) or taken as configured; they are stored in the checkpoint
+(``distill``: weights, targets, measured norms, layer pairs). See docs/distillation.md.
 
 Augmentation (training only)
 ----------------------------
