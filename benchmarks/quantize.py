@@ -26,10 +26,8 @@ import time
 from pathlib import Path
 
 from model_dev.arch import STUDENTS, ArchSpec, spec_stats
-from model_dev.checkpoint import load_checkpoint
-from model_dev.datasets import load_dataset
-from model_dev.features import features
 from model_dev.frontend import FrontendConfig
+from model_dev.stage_inputs import DatasetSpec, checkpoint_inputs
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
 
@@ -140,10 +138,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ap.parse_args(argv)
 
     quantize = _quantize_fn()
-    dataset = load_dataset(args.dataset, args.data)
+    data = DatasetSpec(args.data, args.dataset, args.cache)
     ckpts, trained_here = list(args.checkpoints), not args.checkpoints
     if trained_here:
-        fs = features(dataset, args.cache, FrontendConfig())
+        fs = data.features(FrontendConfig())
         print(f"no checkpoints given: training {args.sizes} for {args.epochs} epochs each")
         for size in args.sizes.split(","):
             cfg = TrainConfig(arch=size, epochs=args.epochs, patience=0)
@@ -151,9 +149,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ckpts.append(train(cfg, fs, run, resume=(run / "last.pt").exists()))
     rows = []
     for ckpt in ckpts:
-        _, meta = load_checkpoint(ckpt, expect_kind="student")
-        frontend = FrontendConfig.from_dict(meta["frontend"], f"{ckpt}: frontend")
-        fs = features(dataset, args.cache, frontend)
+        inputs = checkpoint_inputs(ckpt, data, expect_kind="student")
+        fs, meta = inputs.features, inputs.meta
         arch = meta["arch"]["name"]
         r = quantize(ckpt, args.out / f"{arch}.tflite", fs, limit=args.limit)
         params = spec_stats(ArchSpec.from_dict(meta["arch"], str(ckpt)))["params"]
