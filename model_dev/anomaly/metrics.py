@@ -99,9 +99,9 @@ def evaluate_scores(s: Scores, max_fpr: float = MAX_FPR) -> dict:
     types, ids = np.asarray(s.machine_types), np.asarray(s.machine_ids)
     per_id: dict[str, dict] = {}
     per_type: dict[str, dict] = {}
-    for t in sorted(set(types)):
+    for t in sorted(set(types.tolist())):
         per_id[t] = {}
-        for i in sorted(set(ids[types == t])):
+        for i in sorted(set(ids[types == t].tolist())):
             m = (types == t) & (ids == i)
             y, x = s.labels[m], s.scores[m]
             per_id[t][i] = {

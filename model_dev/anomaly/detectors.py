@@ -1,0 +1,201 @@
+"""Anomaly detectors: one per (method, machine type), trained on normal clips only.
+
+A detector cuts each clip's dequantised log-mel features ``[T, n_mels]`` into windows
+(:class:`Layout`), scores every window and averages the window scores into the clip score, the
+aggregation every method here uses (as the DCASE 2020 baseline does). :data:`METHODS` lists
+each method's window layout, score definition and whether it is deployable.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from model_dev.anomaly import nets, specs
+from model_dev.arch import clip_windows
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a clip becomes model windows.
+
+    Parameters
+    ----------
+    kind : {"stack", "patch"}
+        ``stack``: ``frames`` consecutive frames flattened (frame-major) into one vector, hop
+        ``hop`` frames; ``patch``: ``[frames, n_mels]`` windows (short clips padded with
+        silence), hop ``hop`` when scoring and ``train_hop`` when training.
+    frames : int
+        Frames per window.
+    hop, train_hop : int
+        Window hops in frames.
+    """
+
+    kind: str
+    frames: int
+    hop: int = 1
+    train_hop: int = 1
+
+    def windows(self, clip: np.ndarray, silence: float, train: bool = False) -> np.ndarray:
+        """Windows of one clip ``[T, F]`` (float): ``[n, frames * F]`` or ``[n, frames, F]``."""
+        hop = self.train_hop if train else self.hop
+        if self.kind == "patch":
+            return clip_windows(clip, self.frames, hop, pad_value=silence)
+        if len(clip) < self.frames:
+            fill = np.full((self.frames - len(clip), clip.shape[1]), silence, clip.dtype)
+            clip = np.concatenate([clip, fill])
+        view = np.lib.stride_tricks.sliding_window_view(clip, self.frames, axis=0)[::hop]
+        return view.transpose(0, 2, 1).reshape(len(view), -1)
+
+
+STACK5 = Layout("stack", 5, 1, 1)
+PATCH32 = Layout("patch", specs.ID_WINDOW, 8, 4)
+FRAMES = Layout("stack", 1, 2, 2)  # scikit-learn: single frames (128-d), every other one
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a method is: its window layout, its score and whether it goes to the device."""
+
+    name: str
+    layout: Layout
+    score: str
+    deployable: bool
+    uses_anomalies: bool = False
+    lr: float = 1e-3  # default Adam learning rate
+
+
+_RECON = "mean over windows of the mean squared reconstruction error"
+_PRED = "mean over windows of the mean squared next-frame prediction error"
+METHODS = {
+    m.name: m
+    for m in [
+        Method("dense_ae", STACK5, _RECON + " (DCASE 2020 baseline, 640-128x4-8)", True),
+        Method("dense_ae_small", STACK5, _RECON + " (hidden 64-64-8-64-64)", True),
+        Method(
+            "id_classifier", PATCH32, "mean over windows of -log p(own machine ID)", True, lr=5e-3
+        ),
+        Method("causal_conv", PATCH32, _PRED + " (CONV_2D-only causal predictor)", True),
+        Method(
+            "group_made", STACK5, "mean over windows of the Gaussian negative log-likelihood", False
+        ),
+        Method("vae", STACK5, _RECON + " of the posterior mean (standardised input)", False),
+        Method("conv_vae", PATCH32, _RECON + " of the posterior mean (standardised input)", False),
+        Method("transformer", PATCH32, _PRED + " (causal Transformer, standardised input)", False),
+        Method("isolation_forest", FRAMES, "mean over windows of -score_samples", False),
+        Method("ocsvm", FRAMES, "mean over windows of -decision_function (RBF)", False),
+        Method("sgd_ocsvm", FRAMES, "mean over windows of -decision_function (Nystroem)", False),
+        Method("supervised", PATCH32, "mean over windows of the anomaly logit", False, True, 5e-3),
+    ]
+}
+SKLEARN_METHODS = ("isolation_forest", "ocsvm", "sgd_ocsvm")
+
+
+def pseudo_instances(
+    clips: list[np.ndarray], ids: np.ndarray, n_ids: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Extra machine instances for the ID classifier, made from the real ones.
+
+    For real ID ``k`` (of ``K``): class ``K + k`` is its clips with the mel axis warped up 8 %,
+    ``2K + k`` warped down 8 % (another geometry), ``3K + k`` mixed with a clip of ID
+    ``(k + 1) % K`` (sum of powers, ``logaddexp2`` of the log2 features).
+    """
+    out_clips, out_ids = list(clips), [ids]
+    n_mels = clips[0].shape[1]
+    grid = np.arange(n_mels, dtype=np.float64)
+    for cls, factor in ((1, 1.08), (2, 1 / 1.08)):
+        src = np.clip(grid / factor, 0, n_mels - 1)
+        lo = np.floor(src).astype(int)
+        hi, w = np.minimum(lo + 1, n_mels - 1), (src - np.floor(src)).astype(np.float32)
+        out_clips += [c[:, lo] * (1 - w) + c[:, hi] * w for c in clips]
+        out_ids.append(ids + cls * n_ids)
+    if n_ids > 1:
+        by_id = {k: [c for c, i in zip(clips, ids, strict=True) if i == k] for k in range(n_ids)}
+        for j, (c, k) in enumerate(zip(clips, ids, strict=True)):
+            other = by_id[(k + 1) % n_ids][j % len(by_id[(k + 1) % n_ids])]
+            t = min(len(c), len(other))
+            out_clips.append(np.logaddexp2(c[:t], other[:t]).astype(np.float32))
+        out_ids.append(ids + 3 * n_ids)
+    return out_clips, np.concatenate(out_ids)
+
+
+def build_network(method: str, n_ids: int, size: str = "student") -> torch.nn.Module:
+    """The torch network of a neural method (``n_ids`` real machine IDs of the type)."""
+    builders = {
+        "dense_ae": lambda: nets.DenseAE(specs.DENSE_AE_DCASE),
+        "dense_ae_small": lambda: nets.DenseAE(specs.DENSE_AE_SMALL),
+        "id_classifier": lambda: nets.IDClassifier(
+            specs.id_classifier_spec(4 * n_ids if n_ids > 1 else 3, size)
+        ),
+        "causal_conv": lambda: nets.CausalConvPredictor(specs.PREDICTOR),
+        "group_made": lambda: nets.GroupMADE(specs.MADE),
+        "vae": lambda: nets.VAE(specs.DENSE_AE_DCASE.n_in),
+        "conv_vae": lambda: nets.ConvVAE(specs.ID_WINDOW, 128),
+        "transformer": lambda: nets.CausalTransformer(specs.ID_WINDOW, 128),
+        "supervised": lambda: nets.BinaryClassifier(specs.id_classifier_spec(1, size)),
+    }
+    if method not in builders:
+        raise ValueError(f"{method!r} is not a neural method; neural: {', '.join(builders)}")
+    return builders[method]()
+
+
+def network_spec(model: torch.nn.Module) -> dict | None:
+    """The deployable block spec of a network as a dict (None for host-only networks)."""
+    spec = getattr(model, "spec", None)
+    return spec.to_dict() if spec is not None else None
+
+
+def build_sklearn(method: str, seed: int):
+    """A scikit-learn pipeline (standardisation + estimator) for a classical method.
+
+    ``ocsvm`` is the exact RBF one-class SVM (trained on at most 2000 windows);
+    ``sgd_ocsvm`` is ``SGDOneClassSVM`` over a 300-component Nystroem RBF approximation.
+    """
+    from sklearn.ensemble import IsolationForest
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.linear_model import SGDOneClassSVM
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    estimators = {
+        "isolation_forest": lambda: [IsolationForest(n_estimators=200, random_state=seed)],
+        "ocsvm": lambda: [OneClassSVM(kernel="rbf", gamma="scale", nu=0.1)],
+        "sgd_ocsvm": lambda: [
+            Nystroem(gamma=1.0 / 128, n_components=300, random_state=seed),
+            SGDOneClassSVM(nu=0.1, random_state=seed),
+        ],
+    }
+    if method not in estimators:
+        raise ValueError(f"{method!r} is not a scikit-learn method: {', '.join(estimators)}")
+    return make_pipeline(StandardScaler(), *estimators[method]())
+
+
+#: Training windows given to each scikit-learn method (the exact OC-SVM is O(n^2) in memory).
+SKLEARN_MAX_WINDOWS = {"isolation_forest": 20000, "ocsvm": 2000, "sgd_ocsvm": 20000}
+
+
+def sklearn_window_scores(pipe, x: np.ndarray) -> np.ndarray:
+    """Anomaly scores (higher = more anomalous) of windows ``[n, d]`` from a fitted pipeline."""
+    last = pipe.steps[-1][1]
+    if hasattr(last, "score_samples") and type(last).__name__ == "IsolationForest":
+        return -pipe.score_samples(x)
+    return -pipe.decision_function(x)
+
+
+def dumps_sklearn(pipe) -> bytes:
+    """Serialise a fitted pipeline (pickle: load only checkpoints you made)."""
+    return pickle.dumps(pipe)
+
+
+def loads_sklearn(blob: bytes):
+    """Inverse of :func:`dumps_sklearn`."""
+    return pickle.loads(blob)  # noqa: S301 - our own checkpoint files
+
+
+def layout_dict(layout: Layout) -> dict:
+    """JSON-able window layout (stored in checkpoints)."""
+    return asdict(layout)
