@@ -365,3 +365,31 @@ def test_out_of_tree_projects_build_the_library(package, tmp_path):
     subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
     by_cmake = subprocess.run([build / "app"], capture_output=True, text=True, check=True)
     assert by_cmake.stdout == by_make.stdout
+
+
+def test_golden_audio_is_passed_in(model, package, tmp_path):
+    """Only the golden vectors depend on the audio they are cut from; bad audio is refused."""
+    audio = synthesize_clip(5, seed=1, duration_s=2.0)[0]
+    other = _files(firmware(model[0], tmp_path / "fw", golden_audio=audio))
+    before = _files(package)
+    changed = {p for p in before if before[p] != other[p]}
+    assert changed == {"golden/aed_golden.c"}
+    assert f"{audio[0]}, {audio[1]}, {audio[2]}".encode() in other["golden/aed_golden.c"]
+    with pytest.raises(ValueError, match="int16"):
+        firmware(model[0], tmp_path / "bad", golden_audio=audio.astype(np.float32))
+
+
+def test_task_dispatch_refuses_an_unknown_task(model, tmp_path):
+    import dataclasses
+
+    from quantize.metadata import write_metadata
+    from quantize.tasks import TASKS, task_of
+
+    assert model[1].task == "tagging" and task_of(model[1]) is TASKS["tagging"]
+    other = tmp_path / "anomaly.tflite"
+    shutil.copyfile(model[0], other)
+    write_metadata(other, dataclasses.replace(model[1], task="anomaly"))
+    with pytest.raises(ValueError, match="task 'anomaly'"):
+        firmware(other, tmp_path / "fw")
+    with pytest.raises(ValueError, match="'anomaly' is not supported"):
+        task_of(dataclasses.replace(model[1], task="anomaly"))
