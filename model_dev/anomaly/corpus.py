@@ -55,6 +55,9 @@ SEVERITIES = (1, 2, 3)
 #: Fault level relative to the machine's RMS level, dB, per severity (calibrated so the
 #: DCASE 2020 dense-autoencoder baseline lands in its real-data AUC band, 0.65-0.9).
 SEVERITY_DB = {1: -18.0, 2: -12.0, 3: -6.0}
+#: Per-type offset added to SEVERITY_DB (impulsive faults of sliders and valves carry little
+#: energy per frame).
+TYPE_OFFSET_DB = {"fan": 0.0, "pump": 0.0, "slider": 5.0, "valve": 5.0}
 #: Machine-to-background ratios of the MIMII recordings.
 SNRS_DB = (6.0, 0.0, -6.0)
 
@@ -313,8 +316,8 @@ _SYNTH = {"fan": _fan, "pump": _pump, "slider": _slider, "valve": _valve}
 #: Faults that change the machine's own clicks (not an added sound): a signed change of the
 #: normal signal, scaled from full (severity 3) to a third (severity 1).
 _STRUCTURAL = {
-    "timing_jitter": {1: 0.35, 2: 0.65, 3: 1.0},
-    "missing_clicks": {1: 0.35, 2: 0.65, 3: 1.0},
+    "timing_jitter": {1: 0.5, 2: 0.75, 3: 1.0},
+    "missing_clicks": {1: 0.5, 2: 0.75, 3: 1.0},
 }
 
 
@@ -363,7 +366,7 @@ def synth_clip(
     if fault in _STRUCTURAL:
         machine = normal + _STRUCTURAL[fault][severity] * bad
     elif fault:
-        machine = normal + _at_level(bad, normal, SEVERITY_DB[severity])
+        machine = normal + _at_level(bad, normal, SEVERITY_DB[severity] + TYPE_OFFSET_DB[kind])
     else:
         machine = normal
     snr = float(brng.choice(SNRS_DB))

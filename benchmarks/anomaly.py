@@ -1,0 +1,390 @@
+"""Anomaly-detection benchmark on the synthetic machine corpus (default size, seed 0).
+
+Per machine type: AUC and challenge pAUC (FPR <= 0.1, not McClish-standardised; mean over the
+type's machine IDs) of every method, 3 paired seeds for the neural ones and the scikit-learn
+ones; AUC against fault severity and kind; parameters, MACs and int8 weight bytes of the
+deployable networks; the ID-classifier student (none / kd / iusp) against one teacher; the
+dense AE trained on one machine ID applied zero-shot to the others and fine-tuned on each
+(``init``). Thresholds and model choices never see the test split (no selection is made here:
+every setting is fixed in this file); the supervised classifier trains on half of the labelled
+test clips and is measured on the other half, and is marked ``uses_anomalies``.
+
+Resumable: every finished job is appended to ``<work>/jobs.jsonl`` and skipped on restart. Runs on
+CPU with 1 torch thread per worker (``--jobs`` workers). Writes
+``benchmarks/results/anomaly.json`` (the flat ``runs`` list: one entry per method, machine type
+and seed) and, with ``--docs``, the "Anomaly detection" section of docs/benchmarks.md.
+
+Usage::
+
+    python benchmarks/anomaly.py [--jobs 2] [--work runs/anomaly-bench] [--docs]
+    python benchmarks/anomaly.py --quick     # tiny corpus, 1 seed, 2 epochs: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULT = ROOT / "benchmarks" / "results" / "anomaly.json"
+SEEDS = (0, 1, 2)
+#: Epochs per method (fixed, not tuned on the test split).
+EPOCHS = {"stack": 15, "patch": 20, "id_classifier": 15, "id_student": 15, "id_teacher": 15}
+BATCH = {"stack": 256, "patch": 64}
+MAX_WINDOWS = {"stack": 8000, "patch": 4000}
+METHOD_ORDER = (
+    "dense_ae", "dense_ae_small", "id_classifier", "causal_conv", "group_made", "vae",
+    "conv_vae", "transformer", "isolation_forest", "ocsvm", "sgd_ocsvm", "supervised",
+)  # fmt: skip
+DISTILL_ARMS = {"none": (0.0, 0.0), "kd": (1.0, 0.0), "iusp": (0.0, 1.0)}
+ZERO_SHOT_SOURCE = "id_00"
+
+
+def _cfg(method: str, seed: int, quick: bool):
+    from model_dev.anomaly.detectors import METHODS
+    from model_dev.anomaly.training import FitConfig
+
+    kind = METHODS[method].layout.kind
+    epochs = 2 if quick else EPOCHS.get(method, EPOCHS[kind])
+    return FitConfig(epochs, BATCH[kind], seed=seed, device="cpu", max_windows=MAX_WINDOWS[kind])
+
+
+def _data(work: Path, mtype: str):
+    from model_dev.anomaly.pipeline import prepare, type_data
+
+    ms, fs = prepare("dcase", work / "corpus", work / "features", progress=False)
+    return type_data(ms, fs, mtype)
+
+
+def _summary(record: dict, data) -> dict:
+    from model_dev.anomaly.evaluation import score_type
+    from model_dev.anomaly.metrics import Scores, auc_by_group, evaluate_scores
+
+    r = score_type(record, data, "cpu")
+    ev = evaluate_scores(
+        Scores(r["scores"], r["labels"], [data.machine_type] * len(r["ids"]), r["ids"])
+    )
+    sev = auc_by_group(r["labels"], r["scores"], r["severities"], r["ids"])
+    fault = auc_by_group(r["labels"], r["scores"], r["faults"], r["ids"])
+    return {
+        "auc": ev["mean"]["auc"],
+        "pauc": ev["mean"]["pauc"],
+        "per_id": ev["per_id"][data.machine_type],
+        "auc_by_severity": {str(k): v["auc"] for k, v in sev.items()},
+        "auc_by_fault": {k: v["auc"] for k, v in fault.items()},
+    }
+
+
+def _job(args: tuple) -> dict:
+    """One job: train and evaluate; returns the run entry (or entries, for zero-shot)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from model_dev.anomaly.detectors import METHODS
+    from model_dev.anomaly.pipeline import only_ids, train_detector
+
+    kind, method, mtype, seed, work, quick = args
+    data = _data(work, mtype)
+    t0 = time.perf_counter()
+    base = {"machine_type": mtype, "seed": seed}
+    if kind == "method":
+        record = train_detector(method, data, _cfg(method, seed, quick), progress=False)
+        meta = METHODS[method]
+        row = {
+            "method": method,
+            "deployable": meta.deployable,
+            "uses_anomalies": meta.uses_anomalies,
+        }
+        row |= base | _summary(record, data) | {"train_s": time.perf_counter() - t0}
+        return row
+    if kind == "teacher":
+        cfg = replace(
+            _cfg("id_classifier", seed, quick), epochs=2 if quick else EPOCHS["id_teacher"]
+        )
+        record = train_detector("id_classifier", data, cfg, size="teacher", progress=False)
+        torch.save(record, work / f"teacher-{mtype}.pt")
+        row = {"method": "id_teacher", "deployable": False} | base | _summary(record, data)
+        return row | {"train_s": time.perf_counter() - t0}
+    if kind == "student":
+        teacher = torch.load(work / f"teacher-{mtype}.pt", weights_only=True)
+        cfg = replace(
+            _cfg("id_classifier", seed, quick), epochs=2 if quick else EPOCHS["id_student"]
+        )
+        arm = DISTILL_ARMS[method]
+        record = train_detector(
+            "id_classifier",
+            data,
+            cfg,
+            teacher=None if method == "none" else teacher,
+            distill=arm,
+            progress=False,
+        )
+        row = {"method": f"id_student_{method}", "deployable": True} | base
+        return row | _summary(record, data) | {"train_s": time.perf_counter() - t0}
+    # zero-shot: train on one ID, apply to the others, then fine-tune on each of them
+    cfg = _cfg("dense_ae", seed, quick)
+    source = train_detector("dense_ae", only_ids(data, [ZERO_SHOT_SOURCE]), cfg, progress=False)
+    targets = [m for m in data.ids if m != ZERO_SHOT_SOURCE]
+    zero = _summary(source, data)["per_id"]
+    tuned = {}
+    for m in targets:
+        short = replace(cfg, epochs=max(2, cfg.epochs // 3))
+        ft = train_detector("dense_ae", only_ids(data, [m]), short, init=source, progress=False)
+        tuned[m] = _summary(ft, data)["per_id"][m]
+    rows = []
+    for name, per_id in (("dense_ae_zero_shot", zero), ("dense_ae_fine_tuned", tuned)):
+        vals = [per_id[m] for m in targets]
+        rows.append({"method": name, "deployable": True, "source_id": ZERO_SHOT_SOURCE} | base | {
+            "auc": float(np.mean([v["auc"] for v in vals])),
+            "pauc": float(np.mean([v["pauc"] for v in vals])),
+            "per_id": {m: per_id[m] for m in targets},
+        })  # fmt: skip
+    return {"rows": rows, "train_s": time.perf_counter() - t0}
+
+
+def _key(job: tuple) -> str:
+    return "/".join(str(v) for v in job[:4])
+
+
+def _run(jobs: list[tuple], done: dict, log: Path, workers: int) -> None:
+    todo = [j for j in jobs if _key(j) not in done]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs done; running {len(todo)}", flush=True)
+    ctx = get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        for job, out in zip(todo, pool.imap(_job, todo), strict=True):
+            done[_key(job)] = out
+            with log.open("a") as f:
+                f.write(json.dumps({"key": _key(job), "result": out}) + "\n")
+            auc = out["auc"] if "auc" in out else out["rows"][0]["auc"]
+            print(f"{_key(job)}: AUC {auc:.3f} ({out['train_s']:.0f} s)", flush=True)
+
+
+def _specs() -> dict:
+    from model_dev.anomaly import specs
+
+    nets = {
+        "dense_ae": specs.DENSE_AE_DCASE,
+        "dense_ae_small": specs.DENSE_AE_SMALL,
+        "causal_conv": specs.PREDICTOR,
+        "group_made": specs.MADE,
+        "id_classifier (4 IDs + 12 pseudo)": specs.id_classifier_spec(16, "student"),
+        "id_teacher (4 IDs + 12 pseudo)": specs.id_classifier_spec(16, "teacher"),
+    }
+    return {k: specs.stats(v) for k, v in nets.items()}
+
+
+def _machine() -> str:
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
+    )
+
+
+BEGIN, END = "<!-- anomaly-benchmark:begin -->", "<!-- anomaly-benchmark:end -->"
+
+
+def _stat(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return f"{v.mean():.3f}"
+    return f"{v.mean():.3f} ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}"
+
+
+def _by(runs: list[dict], method: str) -> dict[str, dict[int, dict]]:
+    """``{machine_type: {seed: run}}`` of one method."""
+    out: dict[str, dict[int, dict]] = {}
+    for r in runs:
+        if r["method"] == method:
+            out.setdefault(r["machine_type"], {})[r["seed"]] = r
+    return out
+
+
+def _mean_over_types(by: dict, key: str) -> list[float]:
+    """Per seed, the mean over machine types (paired seeds), for mean ± SE."""
+    seeds = sorted(set.intersection(*(set(v) for v in by.values())))
+    return [float(np.mean([by[t][s][key] for t in by])) for s in seeds]
+
+
+def report(result: dict) -> str:
+    """The docs section (markdown) from the results JSON."""
+    runs, types = result["runs"], sorted({r["machine_type"] for r in result["runs"]})
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    lines = [
+        "## Anomaly detection",
+        "",
+        "Machine-sound anomaly detection (DCASE 2020 Task 2 style, trained on normal clips "
+        "only) on the built-in synthetic machine corpus; see docs/anomaly.md for the methods.",
+        "",
+        f"- Command: `{result['command']}` (resumable; `--docs` rewrites this section)",
+        f"- Date: {result['date']}; machine: {result['machine']}",
+        f"- Corpus: `{result['corpus']['size']}` size, seed {result['corpus']['seed']}: "
+        f"generated in {result['corpus']['generation_s']:.0f} s, front-end features in "
+        f"{result['corpus']['features_s']:.0f} s (one core)",
+        f"- Cost: {result['job_s_total'] / 60:.0f} min of job time in total "
+        f"({result['settings']['workers']} workers, 1 torch thread each); seeds "
+        f"{result['settings']['seeds']}, epochs {result['settings']['epochs']}",
+        f"- pAUC: {result['pauc_convention']}. Per type: mean over the type's machine IDs; "
+        "cells: mean ± standard error over seeds.",
+        "",
+        "| method | deployable | " + " | ".join(types) + " | mean AUC | mean pAUC |",
+        "|---|---|" + "---|" * (len(types) + 2),
+    ]
+    for m in methods:
+        by = _by(runs, m)
+        if set(by) != set(types):
+            continue
+        dep = by[types[0]][min(by[types[0]])]
+        flag = "yes" if dep.get("deployable") else "no"
+        if dep.get("uses_anomalies"):
+            flag += " (trains on labelled anomalies)"
+        cells = [_stat([r["auc"] for r in by[t].values()]) for t in types]
+        lines.append(
+            f"| {m} | {flag} | "
+            + " | ".join(cells)
+            + f" | {_stat(_mean_over_types(by, 'auc'))} | {_stat(_mean_over_types(by, 'pauc'))} |"
+        )
+    lines += ["", "AUC against fault severity (mean over types, IDs and seeds):", ""]
+    lines += ["| method | severity 1 | severity 2 | severity 3 |", "|---|---|---|---|"]
+    for m in methods:
+        sev = [r.get("auc_by_severity") for r in runs if r["method"] == m]
+        if sev and all(sev):
+            cells = [
+                f"{np.mean([s[k] for s in sev if k in s]):.3f}" if any(k in s for s in sev) else "–"
+                for k in ("1", "2", "3")
+            ]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Deployable networks (from their block specs):", ""]
+    lines += ["| network | parameters | MACs per window | int8 weight bytes |", "|---|---|---|---|"]
+    for name, st in result["specs"].items():
+        lines.append(
+            f"| {name} | {st['params']:,} | {st['macs']:,} | {st['weight_bytes_int8']:,} |"
+        )
+    none = _by(runs, "id_student_none")
+    if none:
+        lines += ["", "ID-classifier distillation (student vs one teacher per type, paired "
+                  "seeds; difference to `none` per seed, mean ± SE):", ""]  # fmt: skip
+        lines += ["| student | mean AUC | paired difference to none |", "|---|---|---|"]
+        base = _mean_over_types(none, "auc")
+        for arm in ("none", "kd", "iusp"):
+            vals = _mean_over_types(_by(runs, f"id_student_{arm}"), "auc")
+            diff = [a - b for a, b in zip(vals, base, strict=True)]
+            lines.append(f"| {arm} | {_stat(vals)} | {_stat(diff) if arm != 'none' else ''} |")
+    lines += [
+        "",
+        "Reference (real data, DCASE 2020 development set, dense-AE baseline AUC): ToyCar .801, "
+        "ToyConveyor .727, fan .652, pump .726, slider .850, valve .665.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(result: dict, path: Path) -> None:
+    """Replace (or append) the marked "Anomaly detection" section of docs/benchmarks.md."""
+    from model_dev.fileio import atomic_write_text
+
+    text = path.read_text()
+    section = f"{BEGIN}\n{report(result)}{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    atomic_write_text(path, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run (or resume) the benchmark and write the results file."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "anomaly-bench")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="tiny corpus, 1 seed, 2 epochs")
+    p.add_argument("--docs", action="store_true", help="rewrite the docs section from the JSON")
+    p.add_argument("--out", type=Path, default=RESULT)
+    a = p.parse_args(argv)
+    if a.docs:
+        write_docs(json.loads(a.out.read_text()), ROOT / "docs" / "benchmarks.md")
+        return 0
+    from model_dev.anomaly.corpus import MACHINE_TYPES, generate
+    from model_dev.anomaly.pipeline import prepare
+
+    start = time.perf_counter()
+    work = a.work / ("quick" if a.quick else "default")
+    work.mkdir(parents=True, exist_ok=True)
+    gen_s = None
+    if not (work / "corpus").exists():
+        t0 = time.perf_counter()
+        generate(work / "corpus", "tiny" if a.quick else "default", seed=0)
+        gen_s = time.perf_counter() - t0
+        (work / "generation_s.txt").write_text(f"{gen_s:.1f}\n")
+    gen_s = float((work / "generation_s.txt").read_text())
+    t0 = time.perf_counter()
+    prepare("dcase", work / "corpus", work / "features")
+    feat_s = time.perf_counter() - t0
+    seeds = SEEDS[:1] if a.quick else SEEDS
+    types = MACHINE_TYPES
+    log = work / "jobs.jsonl"
+    done = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            done[entry["key"]] = entry["result"]
+    teachers = [("teacher", "id_teacher", t, 0, work, a.quick) for t in types]
+    _run(teachers, done, log, a.jobs)
+    jobs = [("method", m, t, s, work, a.quick) for s in seeds for m in METHOD_ORDER for t in types]
+    jobs += [
+        ("student", arm, t, s, work, a.quick) for s in seeds for arm in DISTILL_ARMS for t in types
+    ]
+    jobs += [("zero_shot", "dense_ae", t, s, work, a.quick) for s in seeds for t in types]
+    _run(jobs, done, log, a.jobs)
+    runs = []
+    for job in teachers + jobs:
+        out = done[_key(job)]
+        runs += out["rows"] if "rows" in out else [out]
+    result = {
+        "command": "python benchmarks/anomaly.py" + (" --quick" if a.quick else ""),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": _machine(),
+        "corpus": {
+            "size": "tiny" if a.quick else "default",
+            "seed": 0,
+            "generation_s": gen_s,
+            "features_s": feat_s,
+        },  # fmt: skip
+        "settings": {
+            "seeds": list(seeds),
+            "epochs": EPOCHS,
+            "batch": BATCH,
+            "max_windows": MAX_WINDOWS,
+            "workers": a.jobs,
+            "torch_threads": 1,
+        },  # fmt: skip
+        "wall_s_this_session": time.perf_counter() - start,
+        "job_s_total": sum(done[_key(j)]["train_s"] for j in teachers + jobs),
+        "pauc_convention": "challenge: ROC area over FPR<=0.1 divided by 0.1 (not McClish)",
+        "specs": _specs(),
+        "runs": runs,
+    }
+    from model_dev.config_io import json_finite
+    from model_dev.fileio import atomic_write_text
+
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(a.out, json.dumps(json_finite(result), indent=1, allow_nan=False) + "\n")
+    print(f"wrote {a.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
