@@ -4,9 +4,9 @@
    bytes, valid frame streams with flips / drops / inserted zeros / truncation, overlong runs),
    each fed in random chunks. Checked: no exception, the buffer stays bounded, every accepted
    frame re-encodes to bytes present in the input (nothing invented).
-2. C: the generated device (aed_proto_frame.c + aed_proto.c + front end + post + the protocol
-   tests' small engine) under libFuzzer with ASan/UBSan (``firmware_gen/host/proto/
-   proto_fuzz.c``): raw wire bytes and well-framed arbitrary requests, ``--c-runs`` inputs.
+2. C: the device (aed_proto_frame.c + aed_proto.c + front end + post + the protocol tests'
+   small engine) under libFuzzer with ASan/UBSan (``firmware_gen/csrc/harness/proto_fuzz.c``):
+   raw wire bytes and well-framed arbitrary requests, ``--c-runs`` inputs.
    Needs clang (``apt-get install clang``); skipped with a message otherwise.
 
 Usage: ``.venv/bin/python benchmarks/fuzz_protocol.py [--python-inputs 1000000] [--c-runs 1000000]``
