@@ -157,3 +157,90 @@ def random_student(spec: ArchSpec, seed: int = 0) -> TorchNet:
             tl.bn.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
             tl.bn.running_var.copy_(0.5 + torch.rand(n, generator=gen))
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# Anomaly networks (model_dev.anomaly.specs): dense autoencoder and causal conv predictor
+# --------------------------------------------------------------------------------------------
+def _folded_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: torch.nn.Module):
+    """Fold an eval-mode BatchNorm after a linear map (any weight layout, out channels first)."""
+    k = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()
+    w = weight.detach().double() * k.reshape(-1, *([1] * (weight.dim() - 1)))
+    b0 = bias.detach().double() if bias is not None else torch.zeros_like(k)
+    b = bn.bias.detach().double() + (b0 - bn.running_mean.detach().double()) * k
+    return w.numpy().astype(np.float32), b.numpy().astype(np.float32)
+
+
+def build_keras_anomaly(spec, torch_model=None):
+    """Keras mirror of a deployable anomaly network (``DenseAESpec`` or ``PredictorSpec``).
+
+    Input ``[1, frames, n_mels, 1]`` (dequantised features). Dense AE: RESHAPE to the
+    frame-major vector, FULLY_CONNECTED (BatchNorm folded, ReLU) per hidden layer, linear
+    FULLY_CONNECTED output ``[1, frames * n_mels]``. Predictor: CONV_2D ``(context, n_mels)``
+    valid and 1x1 CONV_2D (BatchNorm folded, ReLU), a linear 1x1 CONV_2D to ``n_mels`` and
+    RESHAPE to ``[1, T - context + 1, n_mels]``. With ``torch_model`` its weights are copied.
+    """
+    import keras
+
+    from model_dev.anomaly.specs import DenseAESpec
+
+    dense = isinstance(spec, DenseAESpec)
+    frames = spec.frames if dense else spec.window_frames
+    inp = keras.Input((frames, spec.n_mels, 1), batch_size=1, name="features")
+    if dense:
+        x = keras.layers.Reshape((spec.n_in,))(inp)
+        units = [*spec.units, spec.n_in]
+        layers_ = [keras.layers.Dense(u, activation="relu" if i < len(spec.units) else None)
+                   for i, u in enumerate(units)]  # fmt: skip
+    else:
+        kernels = [(spec.context, spec.n_mels)] + [(1, 1)] * len(spec.channels)
+        outs = [*spec.channels, spec.n_mels]
+        layers_ = [
+            keras.layers.Conv2D(
+                c, k, padding="valid", activation="relu" if i < len(outs) - 1 else None
+            )
+            for i, (c, k) in enumerate(zip(outs, kernels, strict=True))
+        ]
+        x = inp
+    for layer in layers_:
+        x = layer(x)
+    if not dense:
+        x = keras.layers.Reshape((spec.window_frames - spec.context + 1, spec.n_mels))(x)
+    model = keras.Model(inp, x, name=spec.name)
+    if torch_model is not None:
+        for layer, (w, b) in zip(layers_, _anomaly_weights(torch_model, dense), strict=True):
+            layer.set_weights([w, b])
+    return model
+
+
+def _anomaly_weights(model, dense: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Keras-layout (weight, bias) of every layer of a DenseAE / CausalConvPredictor."""
+    out = []
+    if dense:
+        for block in model.body:
+            w, b = _folded_bn(block[0].weight, block[0].bias, block[1])
+            out.append((w.T.copy(), b))
+        out.append((model.out.weight.detach().numpy().T.copy(), model.out.bias.detach().numpy()))
+        return out
+    for block in [model.first, *model.hidden]:
+        w, b = _folded_bn(block[0].weight, None, block[1])
+        out.append((w.transpose(2, 3, 1, 0).copy(), b))
+    w = model.out.weight.detach().numpy()
+    out.append((w.transpose(2, 3, 1, 0).copy(), model.out.bias.detach().numpy().copy()))
+    return out
+
+
+def check_anomaly_drift(keras_model, torch_model, x: np.ndarray) -> float:
+    """Largest |Keras - torch| over windows ``x`` ``[N, frames, n_mels]``; raises
+    :class:`DriftError` above :data:`DRIFT_TOLERANCE` relative to ``max(1, max |output|)``."""
+    x = np.asarray(x, dtype=np.float32)
+    torch_model.eval()
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        ref = torch_model(t.flatten(1) if hasattr(torch_model, "body") else t).double().numpy()
+    got = np.concatenate([keras_model(x[i : i + 1, ..., None]).numpy() for i in range(len(x))])
+    diff = float(np.max(np.abs(got.reshape(ref.shape) - ref)))
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    if not diff <= DRIFT_TOLERANCE * scale:
+        raise DriftError(f"Keras mirror of {keras_model.name!r} drifts from torch: {diff:.3g}")
+    return diff
