@@ -13,8 +13,10 @@ from aedfw.commands import Commands
 #: The command modules under :mod:`aedfw.commands`, in help order.
 COMMAND_MODULES = (
     "data_synth",
+    "data_synth_machines",
     "features",
     "train",
+    "train_anomaly",
     "evaluate",
     "sweep",
     "quantize",

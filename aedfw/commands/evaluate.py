@@ -10,8 +10,12 @@ from aedfw.options import add_dataset_options, add_device_option, dataset_spec
 
 
 def register(commands: Commands) -> None:
-    p = commands.add("evaluate", "AUPRC, PR curves and operating thresholds of a checkpoint", run)
-    p.add_argument("checkpoint", type=Path, help="checkpoint (best.pt)")
+    p = commands.add(
+        "evaluate",
+        "AUPRC, PR curves and thresholds of a tagging checkpoint; AUC/pAUC of an anomaly one",
+        run,
+    )
+    p.add_argument("checkpoint", type=Path, help="checkpoint (best.pt, or an anomaly .pt)")
     add_dataset_options(p)
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--out", type=Path, help="report folder (default CKPT_DIR/eval-SPLIT)")
@@ -24,6 +28,10 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from model_dev.anomaly.pipeline import is_anomaly_checkpoint
+
+    if is_anomaly_checkpoint(args.checkpoint):
+        return run_anomaly(args)
     from model_dev.evaluate import evaluate
     from model_dev.stage_inputs import checkpoint_inputs
 
@@ -41,3 +49,22 @@ def run(args: argparse.Namespace) -> None:
             f"P {t['precision']:.3f} R {t['recall']:.3f} F1 {t['f1']:.3f}"
         )
     print(f"thresholds ({r['thresholds']['method']}) saved in {args.checkpoint}; report in {out}")
+
+
+def run_anomaly(args: argparse.Namespace) -> None:
+    """An anomaly checkpoint: AUC/pAUC per type and ID on the dataset layout it was trained on
+    (:func:`model_dev.anomaly.evaluation.evaluate_anomaly`)."""
+    from model_dev.anomaly.evaluation import evaluate_anomaly
+    from model_dev.anomaly.pipeline import load_anomaly_checkpoint
+
+    kind = load_anomaly_checkpoint(args.checkpoint)["dataset"]["kind"]
+    out = args.out or args.checkpoint.parent / f"eval-{args.checkpoint.stem}"
+    r = evaluate_anomaly(
+        args.checkpoint, args.data, out, kind=kind, cache_dir=args.cache, device=args.device
+    )
+    print(f"{r['method']} ({r['score']}); pAUC: {r['pauc_convention']}")
+    for mtype, v in r["per_type"].items():
+        print(f"  {mtype:12s} AUC {v['auc']:.4f}  pAUC {v['pauc']:.4f}")
+    print(
+        f"  mean         AUC {r['mean']['auc']:.4f}  pAUC {r['mean']['pauc']:.4f}; report in {out}"
+    )

@@ -287,6 +287,15 @@ def load_anomaly_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def is_anomaly_checkpoint(path: str | Path) -> bool:
+    """True if ``path`` is a readable anomaly checkpoint (the task ``evaluate`` dispatches on)."""
+    try:
+        load_anomaly_checkpoint(path)
+    except ValueError:
+        return False
+    return True
+
+
 def prepare(
     kind: str,
     root: str | Path,
