@@ -18,6 +18,7 @@ under QEMU about 13 s per clip (its UART moves ~7 kB/s), hence only the first
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -60,7 +61,7 @@ class DemoConfig:
     student : str
         Student architecture (a key of ``model_dev.arch.STUDENTS``).
     iusp : float
-        Weight of the IUSP distillation term.
+        Target ratio of the IUSP term's gradient norm to the BCE's (docs/distillation.md).
     parity_clips : int
         Test clips run through the C front end on the host.
     validate_clips : int, optional
@@ -127,7 +128,7 @@ def demo(
     """
     cfg = config or DemoConfig()
     out = Path(out)
-    clock = _Clock(steps=9)
+    clock = _Clock(steps=10)
     clock.step(1, f"synthetic corpus ({preset}, seed {seed})")
     ensure_corpus(out / "corpus", preset, seed, jobs)
     dataset = load_dataset("synth", out / "corpus")
@@ -142,7 +143,7 @@ def demo(
     clock.lap("c_frontend_s")
     models = _train_and_quantize(out, fs, cfg, seed, clock, progress)
     device = _firmware_and_validate(out, models["model"], cfg, target, seed, clock, progress)
-    clock.step(9, "report")
+    clock.step(10, "report")
     report = {
         "corpus": {"preset": preset, "seed": seed, "clips": len(fs), "classes": fs.classes},
         "frontend": {"hash": fe_cfg.hash, "config": fe_cfg.to_dict()},
@@ -179,7 +180,8 @@ class _Clock:
 
 
 def _train_and_quantize(out: Path, fs, cfg: DemoConfig, seed: int, clock, progress) -> dict:
-    """Steps 4-6: teacher, IUSP-distilled student, full-int8 model; their evaluations."""
+    """Steps 4-7: teacher, undistilled and IUSP-distilled students (same seed), full-int8
+    model of the IUSP student; their evaluations."""
     from model_dev.evaluate import evaluate
     from model_dev.train import train
     from model_dev.train_config import TrainConfig
@@ -194,25 +196,30 @@ def _train_and_quantize(out: Path, fs, cfg: DemoConfig, seed: int, clock, progre
         )
         teacher_eval = evaluate(teacher, fs, "test", device="cpu")
     clock.lap("teacher_s")
-    clock.step(5, f"student {cfg.student}, IUSP-distilled ({cfg.student_epochs} epochs)")
-    student_cfg = TrainConfig(
-        arch=cfg.student, epochs=cfg.student_epochs, teacher=str(teacher), iusp=cfg.iusp, **common
-    )
+    clock.step(5, f"student {cfg.student} without distillation ({cfg.student_epochs} epochs)")
+    plain_cfg = TrainConfig(arch=cfg.student, epochs=cfg.student_epochs, **common)
+    with _torch_threads(cfg.torch_threads):
+        plain = train(plain_cfg, fs, out / "student-none", resume=True, progress=progress)
+        plain_eval = evaluate(plain, fs, "test", device="cpu")
+    clock.lap("student_none_s")
+    clock.step(6, f"student {cfg.student}, IUSP-distilled, same seed ({cfg.student_epochs} epochs)")
+    student_cfg = dataclasses.replace(plain_cfg, teacher=str(teacher), iusp=cfg.iusp)
     with _torch_threads(cfg.torch_threads):
         student = train(student_cfg, fs, out / "student", resume=True, progress=progress)
         student_eval = evaluate(student, fs, "test", device="cpu")  # also stores thresholds
     clock.lap("student_s")
-    clock.step(6, "full-int8 TFLite")
+    clock.step(7, "full-int8 TFLite")
     model = out / f"{cfg.student}.tflite"
     quant = quantize(student, model, fs, split="test", limit=cfg.quantize_clips)
     clock.lap("quantize_s")
-    return {"model": model, "teacher": teacher_eval, "student": student_eval, "quant": quant}
+    models = {"teacher": teacher_eval, "student_none": plain_eval, "student": student_eval}
+    return {"model": model, "quant": quant, **models}
 
 
 def _firmware_and_validate(
     out: Path, model: Path, cfg: DemoConfig, target: str, seed: int, clock, progress
 ) -> dict:
-    """Steps 7-8: the C package (golden clips cut from a synthetic clip), its Cortex-M4 build
+    """Steps 8-9: the C package (golden clips cut from a synthetic clip), its Cortex-M4 build
     and memory report, then validation on the emulated device."""
     from firmware_gen.build import build_firmware
     from firmware_gen.package import firmware
@@ -220,13 +227,13 @@ def _firmware_and_validate(
     from host_tools.validate import validate
     from model_dev.synth import synthesize_clip
 
-    clock.step(7, "C package, built for cortex-m4")
+    clock.step(8, "C package, built for cortex-m4")
     golden = synthesize_clip(0, seed, 4.0)[0]
     fw = firmware(model, out / "fw", golden_audio=golden)
     build_firmware(fw, "cortex-m4")
     memory = json.loads((fw / "memory.json").read_text())
     clock.lap("firmware_s")
-    clock.step(8, f"emulated {target} device, validation over the serial link")
+    clock.step(9, f"emulated {target} device, validation over the serial link")
     with emulated_device(fw, target) as url:
         clock.lap("boot_s")
         val = validate(
@@ -251,6 +258,7 @@ def _results(models: dict, device: dict) -> dict:
     return {
         "auprc": {
             "teacher": models["teacher"]["metrics"],
+            "student_none_float": models["student_none"]["metrics"],
             "student_float": models["student"]["metrics"],
             "student_int8": quant["evaluation"]["int8_tflm"],
             "student_float_quant_split": quant["evaluation"]["float"],
@@ -313,7 +321,8 @@ def _markdown(r: dict, out: Path) -> str:
         "|---|---|---|",
         row("trivial baseline (mean log-mel)", r["baseline_auprc"]),
         row(f"teacher ({r['config']['teacher_arch']})", a["teacher"]),
-        row(f"student {r['config']['student']} float (IUSP)", a["student_float"]),
+        row(f"student {r['config']['student']} float, no distillation", a["student_none_float"]),
+        row(f"student {r['config']['student']} float, IUSP (same seed)", a["student_float"]),
         row("student int8 (TFLM, host)", a["student_int8"]),
         row(f"student int8 on the device, first {n_dev} test clips", a["device"]),
         row(f"student int8 on the host, same {n_dev} clips", a["device_host_reference"]),

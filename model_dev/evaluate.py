@@ -16,6 +16,7 @@ from model_dev.config_io import json_finite
 from model_dev.device import resolve_device
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text
+from model_dev.stage_inputs import DatasetSpec, checkpoint_frontend
 from model_dev.train_config import TrainConfig
 from model_dev.windows import predict, split_windows
 
@@ -122,9 +123,12 @@ def plot_pr_curves(
     return path
 
 
+THRESHOLD_SCORE = "sigmoid(max over windows of the logits); fires when score >= value"
+
+
 def evaluate(
     checkpoint: str | Path,
-    feature_set: FeatureSet,
+    data: DatasetSpec | FeatureSet,
     split: str = "test",
     out_dir: str | Path | None = None,
     target_precision: float | None = None,
@@ -142,9 +146,10 @@ def evaluate(
     Parameters
     ----------
     checkpoint : str or Path
-        A checkpoint written by :func:`train`.
-    feature_set : FeatureSet
-        Features with the checkpoint's classes and front end.
+        A checkpoint written by :func:`~model_dev.train.train`.
+    data : DatasetSpec or FeatureSet
+        The dataset (its features are computed with the checkpoint's front end) or features
+        with the checkpoint's classes and front end.
     split : str
         Split to evaluate.
     out_dir : str or Path, optional
@@ -167,33 +172,23 @@ def evaluate(
     """
     path = Path(checkpoint)
     model, ckpt = open_checkpoint(path, None)
-    check_compatible(ckpt, feature_set, str(path))
+    fs = data if isinstance(data, FeatureSet) else data.features(checkpoint_frontend(ckpt, path))
+    check_compatible(ckpt, fs, str(path))
     cfg = TrainConfig.from_dict(ckpt["train_config"], f"{path}: train_config")
     dev = resolve_device(device)
     model.to(dev)
-    classes = feature_set.classes
 
     def scores(splits: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        data = split_windows(feature_set, splits, model.spec, cfg.window_hop_frames)
-        logits = torch.from_numpy(predict(model, data, dev, batch_size))
-        return data.labels.numpy(), torch.sigmoid(logits).numpy()
+        windows = split_windows(fs, splits, model.spec, cfg.window_hop_frames)
+        logits = torch.from_numpy(predict(model, windows, dev, batch_size))
+        return windows.labels.numpy(), torch.sigmoid(logits).numpy()
 
-    val_labels, val_scores = scores(cfg.val_splits)
-    values = operating_thresholds(val_labels, val_scores, target_precision)
+    values = operating_thresholds(*scores(cfg.val_splits), target_precision)
     labels, probs = scores([split])
-    decided, truth = probs >= values, labels > 0
-    tp = (decided & truth).sum(0)
-    precision = tp / np.maximum(decided.sum(0), 1)
-    recall = tp / np.maximum(truth.sum(0), 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    thresholds = {
-        "classes": list(classes),
-        "values": [float(v) for v in values],
-        "split": ",".join(cfg.val_splits),
-        "method": "max_f1" if target_precision is None else "target_precision",
-        "target_precision": target_precision,
-        "score": "sigmoid(max over windows of the logits); fires when score >= value",
-    }
+    method = "max_f1" if target_precision is None else "target_precision"
+    thresholds = {"classes": list(fs.classes), "values": [float(v) for v in values]}
+    thresholds |= {"split": ",".join(cfg.val_splits), "method": method}
+    thresholds |= {"target_precision": target_precision, "score": THRESHOLD_SCORE}
     result = {
         "checkpoint": str(path),
         "kind": ckpt["kind"],
@@ -202,27 +197,43 @@ def evaluate(
         "frontend_hash": ckpt["frontend_hash"],
         "split": split,
         "n_clips": len(labels),
-        "metrics": auprc(labels, probs, classes),
+        "metrics": auprc(labels, probs, fs.classes),
         "thresholds": thresholds,
-        "at_thresholds": {
-            c: {"threshold": float(values[i]), "precision": float(precision[i])}
-            | {"recall": float(recall[i]), "f1": float(f1[i])}
-            for i, c in enumerate(classes)
-        },
+        "at_thresholds": operating_points(labels, probs, values, fs.classes),
         "files": {},
     }
     save_checkpoint({**ckpt, "thresholds": thresholds}, path)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        png = plot_pr_curves(
-            labels,
-            probs,
-            classes,
-            out / f"pr_{split}.png",
-            title=f"{ckpt['arch']['name']}: {split}",
-        )
-        result["files"] = {"pr_curves": str(png), "evaluation": str(out / "evaluation.json")}
-        text = json.dumps(json_finite(result), indent=1, allow_nan=False) + "\n"
-        atomic_write_text(out / "evaluation.json", text)
+        result["files"] = _write_evaluation(result, labels, probs, fs.classes, Path(out_dir))
     return result
+
+
+def operating_points(
+    labels: np.ndarray, probs: np.ndarray, values: np.ndarray, classes: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Per class: the threshold and the precision, recall and F1 it gives on these clips."""
+    decided, truth = probs >= values, labels > 0
+    tp = (decided & truth).sum(0)
+    precision = tp / np.maximum(decided.sum(0), 1)
+    recall = tp / np.maximum(truth.sum(0), 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return {
+        c: {"threshold": float(values[i]), "precision": float(precision[i])}
+        | {"recall": float(recall[i]), "f1": float(f1[i])}
+        for i, c in enumerate(classes)
+    }
+
+
+def _write_evaluation(
+    result: dict, labels: np.ndarray, probs: np.ndarray, classes: Sequence[str], out: Path
+) -> dict[str, str]:
+    """``pr_<split>.png`` and ``evaluation.json`` in ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    split = result["split"]
+    png = plot_pr_curves(
+        labels, probs, tuple(classes), out / f"pr_{split}.png", title=f"{result['arch']}: {split}"
+    )
+    files = {"pr_curves": str(png), "evaluation": str(out / "evaluation.json")}
+    text = json.dumps(json_finite({**result, "files": files}), indent=1, allow_nan=False) + "\n"
+    atomic_write_text(out / "evaluation.json", text)
+    return files

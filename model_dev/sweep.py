@@ -50,6 +50,7 @@ from model_dev.checkpoint import load_checkpoint
 from model_dev.evaluate import evaluate
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text
+from model_dev.stage_inputs import DatasetSpec, checkpoint_inputs
 from model_dev.sweep_config import RESULT, TERMS, SweepConfig
 from model_dev.sweep_report import read_json, write_report
 from model_dev.train import train
@@ -160,7 +161,7 @@ def _teacher_result(teacher: Path, fs: FeatureSet, out: Path, split: str) -> dic
 
 def sweep(
     config: SweepConfig,
-    feature_set: FeatureSet,
+    data: DatasetSpec | FeatureSet,
     teacher: str | Path,
     out_dir: str | Path,
     *,
@@ -175,14 +176,14 @@ def sweep(
     ----------
     config : SweepConfig
         Students, methods, seeds and training settings.
-    feature_set : FeatureSet
-        Features of all splits, from the teacher's front end.
+    data : DatasetSpec or FeatureSet
+        The dataset (features computed with the teacher's front end) or its features.
     teacher : str or Path
         Teacher checkpoint (``best.pt`` of ``train teacher``); recorded as given in every
         distilled job's config.
     out_dir : str or Path
-        Sweep folder: ``jobs/<student>-<method>-s<seed>/``, ``teacher/``, ``sweep_config.json``
-        and the report files (see :func:`write_report`).
+        Sweep folder: ``jobs/<student>-<method>-s<seed>/``, ``teacher/``, ``teacher-cache/``,
+        ``sweep_config.json`` and the report files (see :func:`write_report`).
     jobs : int
         Parallel worker processes (spawned); 1 runs the jobs in this process.
     threads : int, optional
@@ -208,6 +209,7 @@ def sweep(
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1")
     out, teacher = Path(out_dir), Path(teacher)
+    fs = data if isinstance(data, FeatureSet) else checkpoint_inputs(teacher, data).features
     out.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = threads or max(1, (cores or 1) // jobs)
@@ -216,41 +218,10 @@ def sweep(
         job_dir = out / "jobs" / name
         (skipped if _is_done(name, cfg, job_dir) else todo).append((name, cfg, job_dir))
     _write_json(out / "sweep_config.json", {"config": config.to_dict(), "teacher": str(teacher)})
-    _teacher_result(teacher, feature_set, out, config.split)
-    failed: dict[str, str] = {}
-    bar = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress)
-    if jobs == 1 or len(todo) <= 1:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            for name, cfg, job_dir in todo:
-                try:
-                    result = _run_job(name, cfg, job_dir, config.split, feature_set)
-                except Exception as exc:  # noqa: BLE001 - reported with the job's name below
-                    failed[name] = f"{type(exc).__name__}: {exc}"
-                else:
-                    if on_result is not None:
-                        on_result(result)
-                bar.update()
-        finally:
-            torch.set_num_threads(before)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        init = (feature_set, threads)
-        with ProcessPoolExecutor(jobs, ctx, initializer=_init_worker, initargs=init) as pool:
-            futures = {
-                pool.submit(_run_job, name, cfg, job_dir, config.split): name
-                for name, cfg, job_dir in todo
-            }
-            for fut in as_completed(futures):
-                if fut.exception() is not None:
-                    exc = fut.exception()
-                    failed[futures[fut]] = f"{type(exc).__name__}: {exc}"
-                elif on_result is not None:
-                    on_result(fut.result())
-                bar.update()
-                bar.set_postfix_str(futures[fut])
-    bar.close()
+    _teacher_result(teacher, fs, out, config.split)
+    failed = _run_jobs(
+        todo, config.split, fs, jobs, threads, progress, on_result or (lambda r: None)
+    )
     report = write_report(out)
     report |= {
         "ran": [t[0] for t in todo if t[0] not in failed],
@@ -260,3 +231,48 @@ def sweep(
         lines = "\n".join(f"  {k}: {v}" for k, v in sorted(failed.items()))
         raise RuntimeError(f"{len(failed)} sweep job(s) failed (see {out / 'jobs'}):\n{lines}")
     return report
+
+
+def _run_jobs(
+    todo: list[tuple[str, TrainConfig, Path]],
+    split: str,
+    fs: FeatureSet,
+    jobs: int,
+    threads: int,
+    progress: bool,
+    on_result: Callable[[dict], None],
+) -> dict[str, str]:
+    """Run the jobs here or in spawned workers; returns the failed ones with their errors."""
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress)
+    if jobs == 1 or len(todo) <= 1:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for name, cfg, job_dir in todo:
+                try:
+                    on_result(_run_job(name, cfg, job_dir, split, fs))
+                except Exception as exc:  # noqa: BLE001 - reported with the job's name
+                    failed[name] = f"{type(exc).__name__}: {exc}"
+                bar.update()
+        finally:
+            torch.set_num_threads(before)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            jobs, ctx, initializer=_init_worker, initargs=(fs, threads)
+        ) as pool:
+            futures = {
+                pool.submit(_run_job, name, cfg, job_dir, split): name
+                for name, cfg, job_dir in todo
+            }
+            for fut in as_completed(futures):
+                if fut.exception() is not None:
+                    exc = fut.exception()
+                    failed[futures[fut]] = f"{type(exc).__name__}: {exc}"
+                else:
+                    on_result(fut.result())
+                bar.update()
+                bar.set_postfix_str(futures[fut])
+    bar.close()
+    return failed

@@ -169,29 +169,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         atomic_write(path, write)
 
 
-def write_report(out_dir: str | Path) -> dict:
-    """(Re)write a sweep's tables and plot from its finished jobs.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        A :func:`sweep` folder (needs ``sweep_config.json`` and ``teacher.json``; jobs without
-        ``result.json`` are left out and counted as missing).
-
-    Returns
-    -------
-    dict
-        ``jobs`` (rows of ``sweep.csv``), ``summary`` (rows of ``summary.csv``), ``ri``
-        (student -> :func:`ri_interval`), ``teacher`` (its evaluation), ``missing`` (job names
-        without results) and ``files``.
-    """
-    out = Path(out_dir)
-    saved = read_json(out / "sweep_config.json")
-    config = SweepConfig.from_dict(saved["config"], str(out / "sweep_config.json"))
-    teacher = read_json(out / "teacher.json")
+def _job_rows(out: Path, config: SweepConfig, teacher: str) -> tuple[list[dict], list[str]]:
+    """One row per finished job (metrics and the student's size), and the missing job names."""
     job_rows, missing = [], []
     stats: dict[str, dict] = {}
-    for name, _ in config.jobs(saved["teacher"]):
+    for name, _ in config.jobs(teacher):
         path = out / "jobs" / name / RESULT
         if not path.is_file():
             missing.append(name)
@@ -219,6 +201,11 @@ def write_report(out_dir: str | Path) -> dict:
                 "activation_bytes_int8": st["activation_bytes_int8"],
             }
         )
+    return job_rows, missing
+
+
+def _summary(job_rows: list[dict], config: SweepConfig) -> tuple[list[dict], dict]:
+    """Per student x arm: means ± SE, paired differences to none; per student: RI."""
     summary, ri = [], {}
     for s in config.students:
         for m in config.methods:
@@ -239,6 +226,31 @@ def write_report(out_dir: str | Path) -> dict:
         ri[s] = ri_interval(paired(job_rows, s, "sp"), paired(job_rows, s, "iusp"))
         for row in summary[-len(config.methods) :]:
             row |= {f"ri_{k}": ri[s][k] for k in ("ri", "lo", "hi")}
+    return summary, ri
+
+
+def write_report(out_dir: str | Path) -> dict:
+    """(Re)write a sweep's tables and plot from its finished jobs.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        A :func:`sweep` folder (needs ``sweep_config.json`` and ``teacher.json``; jobs without
+        ``result.json`` are left out and counted as missing).
+
+    Returns
+    -------
+    dict
+        ``jobs`` (rows of ``sweep.csv``), ``summary`` (rows of ``summary.csv``), ``ri``
+        (student -> :func:`ri_interval`), ``teacher`` (its evaluation), ``missing`` (job names
+        without results) and ``files``.
+    """
+    out = Path(out_dir)
+    saved = read_json(out / "sweep_config.json")
+    config = SweepConfig.from_dict(saved["config"], str(out / "sweep_config.json"))
+    teacher = read_json(out / "teacher.json")
+    job_rows, missing = _job_rows(out, config, saved["teacher"])
+    summary, ri = _summary(job_rows, config)
     files = {
         "jobs": out / "sweep.csv",
         "summary": out / "summary.csv",

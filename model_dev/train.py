@@ -5,11 +5,11 @@ Data path
 Every clip of a :class:`~model_dev.features.FeatureSet` is cut once into model windows
 (:func:`~model_dev.arch.clip_windows` on the int8 features, hop ``window_hop_frames``; short clips
 are padded with the front end's silence code) and kept as int8 ``[n_clips, max_windows, T, F]``
-with a bool mask of the real windows (:class:`~model_dev.windows.ClipWindows`). A batch is dequantised on the compute
-device, ``(q - zero_point) * scale``. The model runs on the real windows only (padding windows
-never reach BatchNorm); the clip logits are the maximum over windows
-(:func:`~model_dev.arch.aggregate`), exactly what the device computes, and the BCE is applied to
-them (multiple-instance learning: a clip label says "somewhere in the clip").
+with a bool mask of the real windows (:class:`~model_dev.windows.ClipWindows`). A batch is
+dequantised on the compute device, ``(q - zero_point) * scale``. The model runs on the real
+windows only (padding windows never reach BatchNorm); the clip logits are the maximum over
+windows (:func:`~model_dev.arch.aggregate`), exactly what the device computes, and the BCE is
+applied to them (multiple-instance learning: a clip label says "somewhere in the clip").
 
 Loss
 ----
@@ -318,35 +318,14 @@ def train(
     train_data = split_windows(feature_set, cfg.train_splits, spec, cfg.window_hop_frames)
     val_data = split_windows(feature_set, cfg.val_splits, spec, cfg.window_hop_frames)
     teacher = _load_teacher(cfg, feature_set, spec, device)
-    identity = _identity(cfg, spec, feature_set, train_data, val_data)
+    identity = _identity(cfg, spec, feature_set, train_data, val_data, teacher)
     atomic_write_text(out / "config.json", cfg.to_json() + "\n")
     with reproducible(device):
         torch.manual_seed(cfg.seed)
-        model = build_torch(spec).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = math.ceil(len(train_data) / cfg.batch_size)
-        amp = cfg.amp and device.type == "cuda"
-        pos_weight = _pos_weight(train_data.labels, cfg.pos_weight_max)
-        run = _Run(
-            cfg,
-            model,
-            train_data,
-            optimizer,
-            torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, steps)),
-            torch.amp.GradScaler(device.type, enabled=amp),
-            None if pos_weight is None else pos_weight.to(device),
-            device,
-            amp,
-        )
+        run = _new_run(cfg, spec, train_data, device)
         state = {"epoch": 0, "best": None, "bad_epochs": 0, "stopped": False, "metrics": []}
         state["distill"] = None
         if teacher is not None:
-            _, teacher_meta = teacher
-            identity["teacher"] = {
-                "path": str(cfg.teacher),
-                "arch": teacher_meta["arch"]["name"],
-                "state_dict_sha256": teacher_meta["state_dict_sha256"],
-            }
             cache = Path(teacher_cache) if teacher_cache is not None else out / "teacher-cache"
             _attach_teacher(run, teacher[0], identity, cache, progress)
         if resume and last.exists():
@@ -375,10 +354,36 @@ def _load_teacher(
     return teacher.to(device).requires_grad_(False), meta
 
 
+def _new_run(cfg: TrainConfig, spec: ArchSpec, data: ClipWindows, device: torch.device) -> _Run:
+    """A freshly initialised model (from the current torch seed) with its optimiser."""
+    model = build_torch(spec).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = math.ceil(len(data) / cfg.batch_size)
+    amp = cfg.amp and device.type == "cuda"
+    pos_weight = _pos_weight(data.labels, cfg.pos_weight_max)
+    return _Run(
+        cfg,
+        model,
+        data,
+        optimizer,
+        torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, steps)),
+        torch.amp.GradScaler(device.type, enabled=amp),
+        None if pos_weight is None else pos_weight.to(device),
+        device,
+        amp,
+    )
+
+
 def _identity(
-    cfg: TrainConfig, spec: ArchSpec, fs: FeatureSet, train_data: ClipWindows, val: ClipWindows
+    cfg: TrainConfig,
+    spec: ArchSpec,
+    fs: FeatureSet,
+    train_data: ClipWindows,
+    val: ClipWindows,
+    teacher: tuple[nn.Module, dict] | None,
 ) -> dict:
     """What a checkpoint records about its run (and what a resumed run must match)."""
+    teacher_meta = teacher[1] if teacher is not None else None
     return {
         "format": CHECKPOINT_FORMAT,
         "kind": cfg.kind,
@@ -393,7 +398,13 @@ def _identity(
             "train_clips": len(train_data),
             "val_clips": len(val),
         },
-        "teacher": None,
+        "teacher": None
+        if teacher_meta is None
+        else {
+            "path": str(cfg.teacher),
+            "arch": teacher_meta["arch"]["name"],
+            "state_dict_sha256": teacher_meta["state_dict_sha256"],
+        },
     }
 
 

@@ -27,6 +27,7 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import json
     from dataclasses import replace
 
     from host_tools.demo import DemoConfig, demo
@@ -42,4 +43,10 @@ def run(args: argparse.Namespace) -> None:
         args.out, preset=args.preset, seed=args.seed, jobs=args.jobs, target=args.target,
         config=config,
     )  # fmt: skip
+    auprc = json.loads(report.with_suffix(".json").read_text())["auprc"]
+    none, iusp = auprc["student_none_float"]["micro"], auprc["student_float"]["micro"]
+    print(
+        f"student {config.student}, test micro-AUPRC (float, seed {args.seed}): "
+        f"no distillation {none:.3f}, IUSP {iusp:.3f} ({iusp - none:+.3f})"
+    )
     print(f"report: {report}")

@@ -33,11 +33,10 @@ def run(args: argparse.Namespace) -> None:
     if is_anomaly_checkpoint(args.checkpoint):
         return run_anomaly(args)
     from model_dev.evaluate import evaluate
-    from model_dev.stage_inputs import checkpoint_inputs
 
-    fs = checkpoint_inputs(args.checkpoint, dataset_spec(args)).features
     out = args.out or args.checkpoint.parent / f"eval-{args.split}"
-    r = evaluate(args.checkpoint, fs, args.split, out, args.target_precision, device=args.device)
+    data = dataset_spec(args)
+    r = evaluate(args.checkpoint, data, args.split, out, args.target_precision, device=args.device)
     m = r["metrics"]
     print(
         f"{r['arch']} on {r['split']} ({r['n_clips']} clips): micro-AUPRC {m['micro']:.4f}, "

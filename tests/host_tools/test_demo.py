@@ -27,10 +27,11 @@ def test_demo_tiny_whole_chain(tmp_path):
     assert data["c_frontend_parity"]["identical"] and data["c_frontend_parity"]["frames"] > 0
     assert data["validation"]["passed"] and data["validation"]["n_matched"] == 3
     assert data["auprc"]["device"] == data["auprc"]["device_host_reference"]
-    for key in ("teacher", "student_float", "student_int8"):
+    for key in ("teacher", "student_none_float", "student_float", "student_int8"):
         assert 0 < data["auprc"][key]["micro"] <= 1
     assert data["memory"]["flash"]["total"] > data["quantize"]["model_bytes"] > 0
-    assert set(data["timings"]) >= {"teacher_s", "student_s", "quantize_s", "validate_s"}
+    assert set(data["timings"]) >= {"teacher_s", "student_none_s", "student_s", "validate_s"}
     assert set(data["cpu_s"]) == set(data["timings"]) and data["total_cpu_s"] > 0
     text = report.read_text()
+    assert "float, no distillation |" in text and "float, IUSP (same seed) |" in text
     assert "on the device, first 3 test clips" in text and "on the host, same 3 clips" in text
