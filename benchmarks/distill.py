@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from model_dev.checkpoint import load_checkpoint
-from model_dev.fileio import atomic_write_text
+from model_dev.fileio import atomic_write_text, write_marked_section
 from model_dev.frontend import FrontendConfig
 from model_dev.stage_inputs import DatasetSpec
 from model_dev.sweep import RESULT, SweepConfig, sweep, write_report
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads)
     if (RESULTS / "distill.json").is_file():
         section = docs_section(args.runs / "sweep")
-        update_docs(args.docs, section)
+        write_marked_section(args.docs, BEGIN, END, section)
         print(section)
 
 
@@ -387,19 +387,3 @@ def docs_section(out: Path) -> str:
             "above; it restores the finished ones from distill.json.",
         ]
     return "\n".join(lines) + "\n"
-
-
-def update_docs(docs: Path, section: str) -> None:
-    """Replace the marked section of ``docs`` (or append it)."""
-    text = docs.read_text()
-    block = f"{BEGIN}\n{section}{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    docs.write_text(text)
-
-
-if __name__ == "__main__":
-    main()

@@ -55,6 +55,7 @@ from firmware_gen.host_build import HARNESS_DIR  # noqa: E402
 from firmware_gen.package import firmware  # noqa: E402
 from host_tools.qemu import cortex_m4_instructions  # noqa: E402
 from model_dev.arch import STUDENTS, clip_windows  # noqa: E402
+from model_dev.fileio import write_marked_section  # noqa: E402
 from model_dev.frontend import Frontend, FrontendConfig  # noqa: E402
 from model_dev.synth import PRESETS, synthesize_clip  # noqa: E402
 
@@ -237,8 +238,7 @@ def _tool_version(cmd: list[str]) -> str:
 def docs_section(rows: list[dict], runs: int) -> str:
     """The "Engine" section of docs/benchmarks.md."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d, %H:%M UTC")
-    return f"""{START}
-## Engine
+    return f"""## Engine
 
 The generated interpreter-free C engine (`firmware_gen/engine.py`) against the `tflite_micro`
 runtime (TFLM reference kernels) on the same converted models; outputs are bit-exact (tests).
@@ -272,19 +272,7 @@ built with {_tool_version(["arm-none-eabi-gcc", "--version"])} at -O3 for mps2-a
   frames + one inference per window hop. Goal ≤ {M4_GOAL / 1e6:.0f} M.
 
 {m4_table(rows)}
-{END}
 """
-
-
-def write_docs(section: str) -> None:
-    """Replace (or append) the marked section of docs/benchmarks.md."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        a, b = text.index(START), text.index(END) + len(END) + 1
-        text = text[:a] + section + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -306,7 +294,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(table(rows))
     print(m4_table(rows))
     if not args.no_docs:
-        write_docs(docs_section(rows, args.runs))
+        write_marked_section(DOCS, START, END, docs_section(rows, args.runs))
     return rows
 
 

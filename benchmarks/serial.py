@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from firmware_gen.package import firmware  # noqa: E402
 from host_tools.emulate import EmulatedDevice  # noqa: E402
 from host_tools.validate import validate  # noqa: E402
+from model_dev.fileio import write_marked_section  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- serial:begin -->", "<!-- serial:end -->"
@@ -71,7 +71,6 @@ def measure(model: Path, fw: Path, data: Path, target: str, clips: int, baud: in
 def markdown(rows: list[dict], meta: dict) -> str:
     """The docs section."""
     lines = [
-        BEGIN,
         "## Serial link and HIL validation",
         "",
         f"`python benchmarks/serial.py` ({meta['clips']} test clips of the `{meta['demo']}` "
@@ -97,19 +96,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "ticks of the 25 MHz clock in virtual time (`-icount shift=0`: 40 instructions per "
         "tick). QEMU's UART model takes one received byte per emulator main-loop turn, which "
         "(not the CPU) bounds its clips/s here.",
-        END,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    """Replace (or append) the serial section of docs/benchmarks.md."""
-    text = DOCS.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?", section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -143,7 +131,7 @@ def main() -> None:
     section = markdown(rows, meta)
     print(section)
     if args.docs:
-        write_docs(section)
+        write_marked_section(DOCS, BEGIN, END, section)
         print(f"written to {DOCS}")
 
 

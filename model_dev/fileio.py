@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 from collections.abc import Callable
@@ -23,3 +24,28 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts with the same keys) as CSV with a header, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
+
+
+def write_marked_section(path: Path, begin: str, end: str, body: str) -> None:
+    """Replace the text between the ``begin`` and ``end`` marker lines of ``path`` with ``body``
+    (or append the marked section), atomically; the rest of the file is left alone."""
+    text = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    atomic_write_text(path, text)

@@ -4,7 +4,6 @@ finished jobs' ``result.json`` files, so it also works on a partial sweep."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from model_dev.arch import ArchSpec, spec_stats
-from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.fileio import atomic_write_text, write_csv
 from model_dev.sweep_config import RESULT, SweepConfig
 
 
@@ -158,17 +157,6 @@ def _plot(rows: list[dict], teacher: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-
-    if rows:
-        atomic_write(path, write)
-
-
 def _job_rows(out: Path, config: SweepConfig, teacher: str) -> tuple[list[dict], list[str]]:
     """One row per finished job (metrics and the student's size), and the missing job names."""
     job_rows, missing = [], []
@@ -256,8 +244,9 @@ def write_report(out_dir: str | Path) -> dict:
         "summary": out / "summary.csv",
         "markdown": out / "sweep.md",
     }
-    _write_csv(files["jobs"], job_rows)
-    _write_csv(files["summary"], summary)
+    if job_rows:
+        write_csv(files["jobs"], job_rows)
+    write_csv(files["summary"], summary)
     md = markdown_tables(summary, ri, teacher, config)
     atomic_write_text(files["markdown"], md)
     if job_rows:

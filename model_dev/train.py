@@ -49,7 +49,6 @@ same folder, then ``os.replace``).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import math
@@ -79,7 +78,7 @@ from model_dev.device import autocast, reproducible, resolve_device
 from model_dev.distill import Pairs, clip_groups, distillation_loss
 from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
-from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.fileio import atomic_write_text, write_csv
 from model_dev.teacher_cache import LiveTeacher, TeacherCache
 from model_dev.train_config import TrainConfig
 from model_dev.windows import ClipWindows, forward_windows, predict, split_windows
@@ -221,16 +220,6 @@ def _distill_weights(run: _Run) -> dict:
 
 def _better(value: float, best: float | None) -> bool:
     return best is None or (not math.isnan(value) and (math.isnan(best) or value > best))
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_write(path, write)
 
 
 def _fit_spec(spec: ArchSpec, fs: FeatureSet) -> ArchSpec:
@@ -444,7 +433,7 @@ def _fit(
             "scaler": run.scaler.state_dict(),
         }
         save_checkpoint({**ckpt, **resumable}, out / "last.pt")
-        _write_metrics(out / "metrics.csv", state["metrics"])
+        write_csv(out / "metrics.csv", state["metrics"])
         if progress:
             tqdm.write(
                 f"epoch {epoch}: loss {losses['loss']:.4f}, val micro-AUPRC "

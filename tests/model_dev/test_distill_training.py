@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from model_dev.arch import STUDENTS, block_shapes
 from model_dev.calibrate import mean_gradient_norms
 from model_dev.checkpoint import load_checkpoint
+from model_dev.distill import DistillConfig
+from model_dev.teacher_cache import TeacherCache
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
+from model_dev.windows import split_windows
 from tests.model_dev.test_train import FAST, TINY_TEACHER, toy_features
 
 torch.set_num_threads(1)
@@ -97,46 +102,34 @@ def test_teacher_cache_hit_miss_and_invalidation(fs, teacher, tmp_path):
     train(cfg, fs, tmp_path / "a", progress=False, teacher_cache=cache)
     first = entries()
     assert len(first) == 1
-    stamp = (cache / next(iter(first)) / "index.json").stat().st_mtime_ns
+    index = cache / next(iter(first)) / "index.json"
+    stamp = index.stat().st_mtime_ns
     train(dataclasses.replace(cfg, seed=1), fs, tmp_path / "b", progress=False, teacher_cache=cache)
-    assert entries() == first  # hit: another student seed reuses it untouched
-    assert (cache / next(iter(first)) / "index.json").stat().st_mtime_ns == stamp
-    # a different teacher (one more epoch), other data, another front end: each a new entry
-    t2 = train(
-        TrainConfig(arch="teacher", epochs=2, **FAST),
-        fs,
-        tmp_path / "teacher2",
-        spec=TINY_TEACHER,
-        progress=False,
-    )
-    train(
-        dataclasses.replace(cfg, teacher=str(t2)),
-        fs,
-        tmp_path / "c",
-        progress=False,
-        teacher_cache=cache,
-    )
-    assert len(entries()) == 2
-    other = toy_features(seed=1)
-    other.fingerprint = "toy-other"
-    t3 = train(
-        TrainConfig(arch="teacher", epochs=1, **FAST),
-        other,
-        tmp_path / "t3",
-        spec=TINY_TEACHER,
-        progress=False,
-    )
-    train(
-        dataclasses.replace(cfg, teacher=str(t3)),
-        other,
-        tmp_path / "d",
-        progress=False,
-        teacher_cache=cache,
-    )
-    assert len(entries()) == 3
-    # the cache serves exactly what the live teacher computes on clean windows
-    for name in entries():
-        assert not (cache / name).name.startswith(".tmp")
+    assert entries() == first and index.stat().st_mtime_ns == stamp  # hit: reused untouched
+    # a miss for each thing the outputs depend on: teacher, data, front end, window layout,
+    # terms and layer pairs (built directly, with the same teacher model)
+    model, meta = load_checkpoint(teacher)
+    data = split_windows(fs, ("train",), model.spec, 50)
+    key = json.loads(index.read_text())
+    base = {k: key[k] for k in ("teacher_sha256", "fingerprint", "frontend_hash", "window")}
+    base["clips"] = key["clips"]
+    dcfg = DistillConfig(kd=1.0, iusp=1.0)
+    pairs = dcfg.pairs_for(block_shapes(STUDENTS["s5k"]), block_shapes(model.spec))
+    changes = [
+        ({"teacher_sha256": "0" * 64}, dcfg, pairs),
+        ({"fingerprint": "other data"}, dcfg, pairs),
+        ({"frontend_hash": "f" * 64}, dcfg, pairs),
+        ({"window": [100, 100]}, dcfg, pairs),
+        ({}, DistillConfig(kd=1.0, sp=1.0), pairs),
+        ({}, dcfg, ((4, 0),)),
+    ]
+    for change, d, p in changes:
+        TeacherCache.load_or_build(cache, base | change, model, data, d, p, torch.device("cpu"),
+                                   progress=False)  # fmt: skip
+    assert len(entries()) == 1 + len(changes)
+    TeacherCache.load_or_build(cache, base, model, data, dcfg, pairs, torch.device("cpu"))
+    assert len(entries()) == 1 + len(changes) and index.stat().st_mtime_ns == stamp
+    assert not list(cache.glob(".tmp-*"))  # nothing half-written left behind
 
 
 def test_cached_teacher_refuses_mixup():
