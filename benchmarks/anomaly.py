@@ -200,6 +200,8 @@ BEGIN, END = "<!-- anomaly-benchmark:begin -->", "<!-- anomaly-benchmark:end -->
 
 def _stat(values: list[float]) -> str:
     v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "–"
     if len(v) < 2:
         return f"{v.mean():.3f}"
     return f"{v.mean():.3f} ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}"
@@ -214,10 +216,12 @@ def _by(runs: list[dict], method: str) -> dict[str, dict[int, dict]]:
     return out
 
 
-def _mean_over_types(by: dict, key: str) -> list[float]:
-    """Per seed, the mean over machine types (paired seeds), for mean ± SE."""
+def _mean_over_types(by: dict, key: str) -> dict[int, float]:
+    """Per seed finished for every type, the mean over machine types (paired seeds)."""
+    if not by:
+        return {}
     seeds = sorted(set.intersection(*(set(v) for v in by.values())))
-    return [float(np.mean([by[t][s][key] for t in by])) for s in seeds]
+    return {s: float(np.mean([by[t][s][key] for t in by])) for s in seeds}
 
 
 def report(result: dict) -> str:
@@ -256,7 +260,8 @@ def report(result: dict) -> str:
         lines.append(
             f"| {m} | {flag} | "
             + " | ".join(cells)
-            + f" | {_stat(_mean_over_types(by, 'auc'))} | {_stat(_mean_over_types(by, 'pauc'))} |"
+            + f" | {_stat(list(_mean_over_types(by, 'auc').values()))}"
+            + f" | {_stat(list(_mean_over_types(by, 'pauc').values()))} |"
         )
     lines += ["", "AUC against fault severity (mean over types, IDs and seeds):", ""]
     lines += ["| method | severity 1 | severity 2 | severity 3 |", "|---|---|---|---|"]
@@ -281,9 +286,34 @@ def report(result: dict) -> str:
         lines += ["| student | mean AUC | paired difference to none |", "|---|---|---|"]
         base = _mean_over_types(none, "auc")
         for arm in ("none", "kd", "iusp"):
-            vals = _mean_over_types(_by(runs, f"id_student_{arm}"), "auc")
-            diff = [a - b for a, b in zip(vals, base, strict=True)]
-            lines.append(f"| {arm} | {_stat(vals)} | {_stat(diff) if arm != 'none' else ''} |")
+            by = _by(runs, f"id_student_{arm}")
+            if set(by) != set(types):
+                continue
+            vals = _mean_over_types(by, "auc")
+            diff = [v - base[s] for s, v in vals.items() if s in base]
+            cell = _stat(diff) if arm != "none" and diff else ""
+            lines.append(f"| {arm} | {_stat(list(vals.values()))} | {cell} |")
+    zero = [r for r in runs if r["method"] == "dense_ae_zero_shot"]
+    if zero:
+        full = {(r["machine_type"], r["seed"]): r for r in runs if r["method"] == "dense_ae"}
+        tuned = {
+            (r["machine_type"], r["seed"]): r for r in runs if r["method"] == "dense_ae_fine_tuned"
+        }
+        rows = {"zero-shot (trained on id_00 only)": [], "fine-tuned from it (per target ID)": [],
+                "trained on every ID": []}  # fmt: skip
+        for r in zero:
+            key, targets = (r["machine_type"], r["seed"]), list(r["per_id"])
+            if key not in full or key not in tuned:
+                continue
+            rows["zero-shot (trained on id_00 only)"].append(r["auc"])
+            rows["fine-tuned from it (per target ID)"].append(tuned[key]["auc"])
+            rows["trained on every ID"].append(
+                float(np.mean([full[key]["per_id"][m]["auc"] for m in targets]))
+            )
+        lines += ["", "Dense AE across machine IDs (AUC on the IDs other than id_00, mean over "
+                  "types and seeds ± SE over type x seed):", ""]  # fmt: skip
+        lines += ["| training | AUC |", "|---|---|"]
+        lines += [f"| {k} | {_stat(v)} |" for k, v in rows.items() if v]
     lines += [
         "",
         "Reference (real data, DCASE 2020 development set, dense-AE baseline AUC): ToyCar .801, "
