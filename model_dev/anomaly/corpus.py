@@ -405,6 +405,23 @@ def _plan(size: CorpusSize) -> list[dict]:
     return rows
 
 
+def _corpus_meta(preset: CorpusSize, seed: int) -> dict:
+    """What ``corpus.json`` records about a generated corpus."""
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "size": asdict(preset),
+        "machine_types": list(MACHINE_TYPES),
+        "machine_ids": [f"id_{2 * i:02d}" for i in range(preset.n_ids)],
+        "faults": {k: list(v) for k, v in FAULTS.items()},
+        "severities": list(SEVERITIES),
+        "severity_db": {str(k): v for k, v in SEVERITY_DB.items()},
+        "type_offset_db": dict(TYPE_OFFSET_DB),
+        "snrs_db": list(SNRS_DB),
+        "sample_rate": SR,
+    }
+
+
 def generate(root: str | Path, size: str = "default", seed: int = 0, progress: bool = True) -> Path:
     """Write the synthetic machine corpus to ``root`` (replacing nothing: ``root`` must not exist).
 
@@ -468,18 +485,7 @@ def generate(root: str | Path, size: str = "default", seed: int = 0, progress: b
                 ]
             )
         (tmp / "machines.csv").write_text(table.getvalue())
-        meta = {
-            "generator_version": GENERATOR_VERSION,
-            "seed": seed,
-            "size": asdict(preset),
-            "machine_types": list(MACHINE_TYPES),
-            "machine_ids": [f"id_{2 * i:02d}" for i in range(preset.n_ids)],
-            "faults": {k: list(v) for k, v in FAULTS.items()},
-            "severities": list(SEVERITIES),
-            "severity_db": {str(k): v for k, v in SEVERITY_DB.items()},
-            "snrs_db": list(SNRS_DB),
-            "sample_rate": SR,
-        }
+        meta = _corpus_meta(preset, seed)
         (tmp / "corpus.json").write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp, root)
     except BaseException:
