@@ -237,10 +237,14 @@ def report(result: dict) -> str:
         f"- Command: `{result['command']}` (resumable; `--docs` rewrites this section)",
         f"- Date: {result['date']}; machine: {result['machine']}",
         f"- Corpus: `{result['corpus']['size']}` size, seed {result['corpus']['seed']}: "
-        f"generated in {result['corpus']['generation_s']:.0f} s, front-end features in "
+        f"generated in {result['corpus']['generation_s']:.0f} s on one core (features from "
+        "the cache)"
+        if result["corpus"]["features_s"] < 2
+        else f"generated in {result['corpus']['generation_s']:.0f} s, front-end features in "
         f"{result['corpus']['features_s']:.0f} s (one core)",
-        f"- Cost: {result['job_s_total'] / 60:.0f} min of job time in total "
-        f"({result['settings']['workers']} workers, 1 torch thread each); seeds "
+        f"- Cost: {result['job_s_total'] / 60:.0f} min of job time in total; wall time of the "
+        f"last session {result['wall_s_this_session'] / 60:.0f} min on 2 cores shared with other "
+        f"work ({result['settings']['workers']} workers, 1 torch thread each); seeds "
         f"{result['settings']['seeds']}, epochs {result['settings']['epochs']}",
         f"- pAUC: {result['pauc_convention']}. Per type: mean over the type's machine IDs; "
         "cells: mean ± standard error over seeds.",
