@@ -328,16 +328,9 @@ def report(result: dict) -> str:
 
 def write_docs(result: dict, path: Path) -> None:
     """Replace (or append) the marked "Anomaly detection" section of docs/benchmarks.md."""
-    from model_dev.fileio import atomic_write_text
+    from model_dev.fileio import write_marked_section
 
-    text = path.read_text()
-    section = f"{BEGIN}\n{report(result)}{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    atomic_write_text(path, text)
+    write_marked_section(path, BEGIN, END, report(result))
 
 
 def main(argv: list[str] | None = None) -> int:
