@@ -388,3 +388,7 @@ def docs_section(out: Path) -> str:
             "above; it restores the finished ones from distill.json.",
         ]
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
