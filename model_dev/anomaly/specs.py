@@ -17,9 +17,9 @@ The ID classifier reuses :func:`model_dev.arch.ds_cnn` (its spec is an ``ArchSpe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from model_dev.arch import ArchSpec, ds_cnn, spec_stats
+from model_dev.arch import ArchSpec, DSConv, ds_cnn, spec_stats
 
 
 @dataclass(frozen=True)
@@ -154,17 +154,32 @@ MADE = MADESpec("group_made")
 ID_WINDOW = 32
 
 
-def id_classifier_spec(n_classes: int, size: str = "student") -> ArchSpec:
+def id_classifier_spec(
+    n_classes: int, size: str = "student", mel_position: bool = True
+) -> ArchSpec:
     """DS-CNN machine-ID classifier over ``[32 frames, 128 mels]`` windows.
 
-    ``size``: ``"student"`` (about 4.7 k parameters with 16 classes, the deployable one),
-    ``"medium"`` (about 15 k) or ``"teacher"`` (about 50 k, the distillation teacher)."""
+    ``size``: ``"student"`` (about 6.4 k parameters with 16 classes, the deployable one),
+    ``"medium"`` or ``"teacher"`` (about 70 k, the distillation teacher).
+
+    ``mel_position``: end with a depthwise block whose kernel spans the whole remaining mel
+    axis (16 bands, stride 16), so each channel weighs every frequency position separately
+    before the head's global pool. Without it the network is frequency-shift invariant beyond
+    its receptive field: machine instances differ mostly in *where* their tones and
+    resonances sit (speed, geometry), and a loud foreign tone is then confidently taken for
+    some instance. ``False``: the plain DS-CNN (the supervised classifier).
+    """
     widths = {
         "student": [12, 24, 24, 32, 32],
         "medium": [24, 48, 48, 64, 64],
         "teacher": [48, 96, 96, 128, 128],
     }[size]
     strides = [(2, 2), (1, 1), (2, 2), (1, 1)]
-    return ds_cnn(
+    spec = ds_cnn(
         f"id_{size}", widths, strides, n_classes=n_classes, window_frames=ID_WINDOW, n_mels=128
     )
+    if not mel_position:
+        return spec
+    mels_left = 128 // 8  # first conv and two DSConv blocks stride 2 in mel
+    last = DSConv(widths[-1], (1, mels_left), (1, mels_left))
+    return replace(spec, blocks=(*spec.blocks, last))

@@ -38,3 +38,14 @@ def test_keras_mirror_equals_torch(spec) -> None:
     assert ops <= {"InputLayer", "Reshape", "Dense", "Conv2D"}
     with pytest.raises(DriftError):  # a mirror without the weights is caught
         check_anomaly_drift(build_keras_anomaly(spec), model, x)
+
+
+def test_id_classifier_keras_mirror_equals_torch() -> None:
+    """The ID classifier's mel-position block (depthwise kernel and stride (1, 16)) goes
+    through the tagging Keras mirror unchanged: logits within the drift tolerance."""
+    from quantize.keras_mirror import build_keras, check_drift, random_student
+
+    spec = specs.id_classifier_spec(16)
+    model = random_student(spec, seed=1)
+    x = np.random.default_rng(0).normal(-3, 3, (3, spec.window_frames, spec.n_mels))
+    check_drift(build_keras(spec, model, logits=True), model, x.astype(np.float32))
