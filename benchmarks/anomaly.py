@@ -18,6 +18,11 @@ Usage::
 
     python benchmarks/anomaly.py [--jobs 2] [--work runs/anomaly-bench] [--docs]
     python benchmarks/anomaly.py --quick     # tiny corpus, 1 seed, 2 epochs: a smoke run
+    python benchmarks/anomaly.py --jobs 1 --methods id_classifier   # re-measure one method
+
+``--methods`` reruns only those methods' jobs and keeps every other entry; the JSON's
+``remeasured`` and the docs say which rows are new and mark the rows built on a re-measured
+method's earlier code (:data:`DEPENDENT`) as stale.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ METHOD_ORDER = (
     "conv_vae", "transformer", "isolation_forest", "ocsvm", "sgd_ocsvm", "supervised",
 )  # fmt: skip
 DISTILL_ARMS = {"none": (0.0, 0.0), "kd": (1.0, 0.0), "iusp": (0.0, 1.0)}
+#: Rows built on a method's code: stale when only that method is re-measured (``--methods``).
+DEPENDENT = {"id_classifier": ("id_teacher", *(f"id_student_{a}" for a in DISTILL_ARMS))}
 ZERO_SHOT_SOURCE = "id_00"
 
 
@@ -224,6 +231,26 @@ def _mean_over_types(by: dict, key: str) -> dict[int, float]:
     return {s: float(np.mean([by[t][s][key] for t in by])) for s in seeds}
 
 
+def _provenance(result: dict) -> list[str]:
+    """Docs lines saying which rows were re-measured when (empty after a full run)."""
+    re = result.get("remeasured")
+    if not re:
+        return []
+    return [
+        f"- **Partial re-measurement**: only {', '.join(f'`{m}`' for m in re['methods'])} "
+        f"re-measured on {re['date']} with the current code; every other row is from the full "
+        f"run of {re['others_from']} (same corpus generator version "
+        f"{result['corpus'].get('generator_version', '?')} and settings). Rows marked "
+        "*(stale)* were built on the earlier code of a re-measured method and are not current."
+    ]
+
+
+def _stale(result: dict) -> set[str]:
+    """Methods whose rows depend on the code of a method re-measured alone."""
+    re = result.get("remeasured", {})
+    return {d for m in re.get("methods", []) for d in DEPENDENT.get(m, ())}
+
+
 def report(result: dict) -> str:
     """The docs section (markdown) from the results JSON."""
     runs, types = result["runs"], sorted({r["machine_type"] for r in result["runs"]})
@@ -246,6 +273,7 @@ def report(result: dict) -> str:
         f"last session {result['wall_s_this_session'] / 60:.0f} min on 2 cores shared with other "
         f"work ({result['settings']['workers']} workers, 1 torch thread each); seeds "
         f"{result['settings']['seeds']}, epochs {result['settings']['epochs']}",
+        *_provenance(result),
         f"- pAUC: {result['pauc_convention']}. Per type: mean over the type's machine IDs; "
         "cells: mean ± standard error over seeds.",
         "",
@@ -261,8 +289,9 @@ def report(result: dict) -> str:
         if dep.get("uses_anomalies"):
             flag += " (trains on labelled anomalies)"
         cells = [_stat([r["auc"] for r in by[t].values()]) for t in types]
+        name = f"{m} *(stale)*" if m in _stale(result) else m
         lines.append(
-            f"| {m} | {flag} | "
+            f"| {name} | {flag} | "
             + " | ".join(cells)
             + f" | {_stat(list(_mean_over_types(by, 'auc').values()))}"
             + f" | {_stat(list(_mean_over_types(by, 'pauc').values()))} |"
@@ -276,7 +305,8 @@ def report(result: dict) -> str:
                 f"{np.mean([s[k] for s in sev if k in s]):.3f}" if any(k in s for s in sev) else "–"
                 for k in ("1", "2", "3")
             ]
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            name = f"{m} *(stale)*" if m in _stale(result) else m
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Deployable networks (from their block specs):", ""]
     lines += ["| network | parameters | MACs per window | int8 weight bytes |", "|---|---|---|---|"]
     for name, st in result["specs"].items():
@@ -296,7 +326,8 @@ def report(result: dict) -> str:
             vals = _mean_over_types(by, "auc")
             diff = [v - base[s] for s, v in vals.items() if s in base]
             cell = _stat(diff) if arm != "none" and diff else ""
-            lines.append(f"| {arm} | {_stat(list(vals.values()))} | {cell} |")
+            stale = " *(stale)*" if f"id_student_{arm}" in _stale(result) else ""
+            lines.append(f"| {arm}{stale} | {_stat(list(vals.values()))} | {cell} |")
     zero = [r for r in runs if r["method"] == "dense_ae_zero_shot"]
     if zero:
         full = {(r["machine_type"], r["seed"]): r for r in runs if r["method"] == "dense_ae"}
@@ -333,6 +364,18 @@ def write_docs(result: dict, path: Path) -> None:
     write_marked_section(path, BEGIN, END, report(result))
 
 
+def _remeasured(previous: Path, methods: list[str], date: str) -> dict:
+    """Provenance of a partial re-measurement: which methods are new, and the date of the
+    run every other entry comes from (carried over from the previous results file)."""
+    old = json.loads(previous.read_text()) if previous.is_file() else {}
+    before = old.get("remeasured", {})
+    return {
+        "methods": sorted(set(methods) | set(before.get("methods", [])) if before else methods),
+        "date": date,
+        "others_from": before.get("others_from", old.get("date", "unknown")),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run (or resume) the benchmark and write the results file."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -342,11 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", action="store_true", help="rewrite the docs section from the JSON")
     p.add_argument("--partial", action="store_true", help="write the JSON from finished jobs only")
     p.add_argument("--out", type=Path, default=RESULT)
+    p.add_argument(
+        "--methods",
+        help="comma-separated methods to re-measure (their earlier jobs are rerun); every "
+        "other entry is kept from the earlier run and marked so in the docs",
+    )
     a = p.parse_args(argv)
     if a.docs:
         write_docs(json.loads(a.out.read_text()), ROOT / "docs" / "benchmarks.md")
         return 0
-    from model_dev.anomaly.corpus import MACHINE_TYPES, generate
+    from model_dev.anomaly.corpus import GENERATOR_VERSION, MACHINE_TYPES, generate
     from model_dev.anomaly.pipeline import prepare
 
     start = time.perf_counter()
@@ -376,7 +424,16 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [("method", m, t, s, work, a.quick) for m in METHOD_ORDER for t in types]
         jobs += [("student", arm, t, s, work, a.quick) for arm in DISTILL_ARMS for t in types]
         jobs += [("zero_shot", "dense_ae", t, s, work, a.quick) for t in types]
-    if not a.partial:
+    remeasured = a.methods.split(",") if a.methods else []
+    if remeasured and not a.partial:
+        unknown = sorted(set(remeasured) - set(METHOD_ORDER))
+        if unknown:
+            raise SystemExit(f"--methods: unknown {unknown}; methods: {', '.join(METHOD_ORDER)}")
+        chosen = [j for j in jobs if j[0] == "method" and j[1] in remeasured]
+        for j in chosen:
+            done.pop(_key(j), None)
+        _run(chosen, done, log, a.jobs)
+    elif not a.partial:
         _run(teachers, done, log, a.jobs)
         _run(jobs, done, log, a.jobs)
     finished = [j for j in teachers + jobs if _key(j) in done]
@@ -385,12 +442,15 @@ def main(argv: list[str] | None = None) -> int:
         out = done[_key(job)]
         runs += out["rows"] if "rows" in out else [out]
     result = {
-        "command": "python benchmarks/anomaly.py" + (" --quick" if a.quick else ""),
+        "command": "python benchmarks/anomaly.py"
+        + (" --quick" if a.quick else "")
+        + (f" --methods {a.methods}" if a.methods else ""),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),
         "corpus": {
             "size": "tiny" if a.quick else "default",
             "seed": 0,
+            "generator_version": GENERATOR_VERSION,
             "generation_s": gen_s,
             "features_s": feat_s,
         },  # fmt: skip
@@ -409,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         "specs": _specs(),
         "runs": runs,
     }
+    if remeasured:
+        result["remeasured"] = _remeasured(a.out, remeasured, result["date"])
     from model_dev.config_io import json_finite
     from model_dev.fileio import atomic_write_text
 
