@@ -159,8 +159,8 @@ def id_classifier_spec(
 ) -> ArchSpec:
     """DS-CNN machine-ID classifier over ``[32 frames, 128 mels]`` windows.
 
-    ``size``: ``"student"`` (about 6.4 k parameters with 16 classes, the deployable one),
-    ``"medium"`` or ``"teacher"`` (about 70 k, the distillation teacher).
+    ``size``: ``"student"`` (about 6.8 k parameters with 28 classes, the deployable one),
+    ``"medium"`` or ``"teacher"`` (about 71 k, the distillation teacher).
 
     ``mel_position``: end with a depthwise block whose kernel spans the whole remaining mel
     axis (16 bands, stride 16), so each channel weighs every frequency position separately

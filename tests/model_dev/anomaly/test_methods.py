@@ -119,10 +119,19 @@ def test_pseudo_instances_add_classes() -> None:
     clips[0] = np.repeat(np.arange(10, dtype=np.float32)[:, None], 16, axis=1)  # frame t = t
     ids = np.array([0, 0, 1, 1, 2, 2])
     out, out_ids = det.pseudo_instances(clips, ids, 3)
-    assert len(out) == 24 and sorted(set(out_ids.tolist())) == list(range(12))
-    # class 3K + k: ID k played STRETCH times faster (frames resampled along time)
-    assert out_ids[18] == 9
-    np.testing.assert_allclose(out[18][:, 3], np.arange(0, 9, det.STRETCH), rtol=1e-6)
+    groups = 1 + len(det.PSEUDO)
+    assert len(out) == 6 * groups and sorted(set(out_ids.tolist())) == list(range(3 * groups))
+    for g, (axis, factor) in enumerate(det.PSEUDO):
+        first = out[6 * (g + 1)]  # clip 0 (ID 0) transformed by group g: class (g + 1) K
+        assert out_ids[6 * (g + 1)] == 3 * (g + 1)
+        if axis == "time":  # played `factor` times faster: frame t of the copy is t * factor
+            np.testing.assert_allclose(first[:, 3], np.arange(0, 9, factor), rtol=1e-6)
+        else:  # frames unchanged along time, bands moved
+            assert first.shape == clips[0].shape
+            np.testing.assert_array_equal(first[:, 0], clips[0][:, 0])
+    up = out[6 * (1 + det.PSEUDO.index(("mel", 1.08))) + 2]  # clip 2 warped up 8 %
+    w = 8 / 1.08 - 7  # band 8 of the copy reads band 8 / 1.08 of the original
+    np.testing.assert_allclose(up[:, 8], clips[2][:, 7] * (1 - w) + clips[2][:, 8] * w, atol=1e-5)
 
 
 @pytest.mark.parametrize("mel_position", [True, False])
