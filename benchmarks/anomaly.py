@@ -187,8 +187,8 @@ def _specs() -> dict:
         "dense_ae_small": specs.DENSE_AE_SMALL,
         "causal_conv": specs.PREDICTOR,
         "group_made": specs.MADE,
-        "id_classifier (4 IDs + 12 pseudo)": specs.id_classifier_spec(16, "student"),
-        "id_teacher (4 IDs + 12 pseudo)": specs.id_classifier_spec(16, "teacher"),
+        "id_classifier (4 IDs + 24 pseudo)": specs.id_classifier_spec(28, "student"),
+        "id_teacher (4 IDs + 24 pseudo)": specs.id_classifier_spec(28, "teacher"),
     }
     return {k: specs.stats(v) for k, v in nets.items()}
 
