@@ -19,6 +19,7 @@ Usage::
     python benchmarks/anomaly.py [--jobs 2] [--work runs/anomaly-bench] [--docs]
     python benchmarks/anomaly.py --quick     # tiny corpus, 1 seed, 2 epochs: a smoke run
     python benchmarks/anomaly.py --jobs 1 --methods id_classifier   # re-measure one method
+    python benchmarks/anomaly.py --jobs 1 --methods distillation    # teachers and students
 
 ``--methods`` reruns only those methods' jobs and keeps every other entry; the JSON's
 ``remeasured`` and the docs say which rows are new and mark the rows built on a re-measured
@@ -58,6 +59,8 @@ METHOD_ORDER = (
 DISTILL_ARMS = {"none": (0.0, 0.0), "kd": (1.0, 0.0), "iusp": (0.0, 1.0)}
 #: Rows built on a method's code: stale when only that method is re-measured (``--methods``).
 DEPENDENT = {"id_classifier": ("id_teacher", *(f"id_student_{a}" for a in DISTILL_ARMS))}
+#: ``--methods`` name of the distillation phase (teachers, then the student arms).
+DISTILL = "distillation"
 ZERO_SHOT_SOURCE = "id_00"
 
 
@@ -248,7 +251,9 @@ def _provenance(result: dict) -> list[str]:
 def _stale(result: dict) -> set[str]:
     """Methods whose rows depend on the code of a method re-measured alone."""
     re = result.get("remeasured", {})
-    return {d for m in re.get("methods", []) for d in DEPENDENT.get(m, ())}
+    done = set(re.get("methods", []))
+    fresh = set(DEPENDENT["id_classifier"]) if DISTILL in done else set()
+    return {d for m in done for d in DEPENDENT.get(m, ())} - fresh
 
 
 def report(result: dict) -> str:
@@ -391,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         "other entry is kept from the earlier run and marked so in the docs",
     )
     a = p.parse_args(argv)
+    remeasured = a.methods.split(",") if a.methods else []
+    unknown = sorted(set(remeasured) - {*METHOD_ORDER, DISTILL})
+    if unknown:
+        names = ", ".join((*METHOD_ORDER, DISTILL))
+        raise SystemExit(f"--methods: unknown {unknown}; choose from: {names}")
     if a.docs:
         write_docs(json.loads(a.out.read_text()), ROOT / "docs" / "benchmarks.md")
         return 0
@@ -424,12 +434,13 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [("method", m, t, s, work, a.quick) for m in METHOD_ORDER for t in types]
         jobs += [("student", arm, t, s, work, a.quick) for arm in DISTILL_ARMS for t in types]
         jobs += [("zero_shot", "dense_ae", t, s, work, a.quick) for t in types]
-    remeasured = a.methods.split(",") if a.methods else []
     if remeasured and not a.partial:
-        unknown = sorted(set(remeasured) - set(METHOD_ORDER))
-        if unknown:
-            raise SystemExit(f"--methods: unknown {unknown}; methods: {', '.join(METHOD_ORDER)}")
         chosen = [j for j in jobs if j[0] == "method" and j[1] in remeasured]
+        if DISTILL in remeasured:
+            chosen += [j for j in jobs if j[0] == "student"]
+            for j in teachers:
+                done.pop(_key(j), None)
+            _run(teachers, done, log, a.jobs)  # first: the students read them
         for j in chosen:
             done.pop(_key(j), None)
         _run(chosen, done, log, a.jobs)
