@@ -319,7 +319,7 @@ def _goal_lines(report: dict) -> list[str]:
         lines.append(
             f"- {s}: none {get['none']:.4f}, sp {get['sp']:.4f}, iusp {get['iusp']:.4f} → "
             f"iusp > sp > none {'holds' if order else 'does not hold'}; RI {ri_text}; {kd} "
-            f"({ri['n_seeds']} paired seeds)."
+            f"(RI over {ri['n_seeds']} paired seeds)."
         )
     return lines
 
