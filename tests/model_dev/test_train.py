@@ -289,3 +289,17 @@ def test_cli_train_and_evaluate_on_tiny_synth(tmp_path, capsys):
     assert "kx" in capsys.readouterr().err
     assert main([*student, "--distill", "sp"]) == 1
     assert "--teacher" in capsys.readouterr().err
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    import os
+
+    from model_dev.fileio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob(".*.tmp"))
