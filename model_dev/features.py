@@ -8,9 +8,6 @@ to a temporary folder and renamed into place, so an interrupted run leaves no ha
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -21,6 +18,7 @@ from tqdm import tqdm
 
 from model_dev.audio import AudioError
 from model_dev.datasets import Dataset
+from model_dev.fileio import atomic_dir
 from model_dev.frontend import Frontend, FrontendConfig
 
 CACHE_FORMAT = 1
@@ -120,29 +118,27 @@ def _write_entry(
         raise AudioError(*errors[0])
     labels = dataset.label_matrix()
     lengths = [len(f) for _, f in kept]
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
-    try:
+    index = {
+        "format": CACHE_FORMAT,
+        "dataset": dataset.name,
+        "root": str(dataset.root),
+        "fingerprint": dataset.fingerprint(),
+        "frontend": cfg.to_dict(),
+        "frontend_hash": cfg.hash,
+        "classes": list(dataset.classes),
+        "clip_ids": [dataset.clips[i].clip_id for i, _ in kept],
+        "splits": [dataset.clips[i].split for i, _ in kept],
+        "skipped": [[str(p), why] for p, why in dataset.skipped] + [list(e) for e in errors],
+    }
+
+    def fill(tmp: Path) -> None:
         feats = np.concatenate([f for _, f in kept]) if kept else np.zeros((0, cfg.n_mels), np.int8)
         np.save(tmp / "features.npy", feats)
         np.save(tmp / "offsets.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
         np.save(tmp / "labels.npy", labels[[i for i, _ in kept]].astype(np.uint8))
-        index = {
-            "format": CACHE_FORMAT,
-            "dataset": dataset.name,
-            "root": str(dataset.root),
-            "fingerprint": dataset.fingerprint(),
-            "frontend": cfg.to_dict(),
-            "frontend_hash": cfg.hash,
-            "classes": list(dataset.classes),
-            "clip_ids": [dataset.clips[i].clip_id for i, _ in kept],
-            "splits": [dataset.clips[i].split for i, _ in kept],
-            "skipped": [[str(p), why] for p, why in dataset.skipped] + [list(e) for e in errors],
-        }
         (tmp / "index.json").write_text(json.dumps(index, indent=1))
-        os.replace(tmp, entry)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_dir(entry, fill)
 
 
 def _read_entry(entry: Path) -> FeatureSet:

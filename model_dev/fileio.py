@@ -1,9 +1,11 @@
-"""Atomic file writes: a failure leaves the previous file, never a half-written one."""
+"""Atomic file and folder writes: a failure leaves the previous state, never a half-written
+file or folder."""
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,26 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_dir(path: Path, fill: Callable[[Path], object]) -> None:
+    """Call ``fill(tmp)`` on a temporary folder next to ``path``, then rename it to ``path``.
+
+    Raises
+    ------
+    OSError
+        If ``path`` exists and is not empty (for example a parallel writer finished first); it
+        is left as it is and the temporary folder is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a normal folder follows the umask
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

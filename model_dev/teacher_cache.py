@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +38,7 @@ from model_dev.distill import (
     teacher_batch,
     tile_steps,
 )
+from model_dev.fileio import atomic_dir
 from model_dev.windows import ClipWindows, forward_windows
 
 CACHE_FORMAT = 1
@@ -239,17 +237,13 @@ def _clip_steps(data: ClipWindows, f_steps: int, window: int) -> set[int]:
 
 
 def _write_entry(entry: Path, index: dict, arrays: dict[str, np.ndarray]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
-    try:
+    def fill(tmp: Path) -> None:
         for name, a in arrays.items():
             np.save(tmp / f"{name}.npy", a)
         (tmp / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-        try:
-            os.replace(tmp, entry)
-        except OSError:
-            if not (entry / "index.json").is_file():
-                raise
-            shutil.rmtree(tmp)  # a parallel job built the same entry first: keep that one
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    try:
+        atomic_dir(entry, fill)
+    except OSError:
+        if not (entry / "index.json").is_file():
+            raise  # otherwise a parallel job built the same entry first: keep that one

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_dev.fileio import atomic_write
 from model_dev.frontend import FrontendConfig
 from quantize.tflite_model import TFLITE_IDENTIFIER
 
@@ -322,9 +323,7 @@ def write_metadata(path: str | os.PathLike, meta: ModelMetadata) -> Path:
     """
     data, source = _read(path)
     out = embed_metadata(data, meta)
-    tmp = Path(f"{path}.tmp")
-    tmp.write_bytes(out)
-    os.replace(tmp, path)
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(out))
     return Path(path)
 
 

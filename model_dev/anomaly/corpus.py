@@ -30,9 +30,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +38,7 @@ from scipy.signal import fftconvolve
 from tqdm import tqdm
 
 from model_dev.audio import SAMPLE_RATE, write_wav
+from model_dev.fileio import atomic_dir
 
 GENERATOR_VERSION = 1
 SR = SAMPLE_RATE
@@ -448,9 +446,8 @@ def generate(root: str | Path, size: str = "default", seed: int = 0, progress: b
         raise ValueError(f"{root}: already exists; remove it or choose another folder")
     preset = SIZES[size]
     n = int(round(preset.clip_seconds * SR))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(
@@ -487,8 +484,6 @@ def generate(root: str | Path, size: str = "default", seed: int = 0, progress: b
         (tmp / "machines.csv").write_text(table.getvalue())
         meta = _corpus_meta(preset, seed)
         (tmp / "corpus.json").write_text(json.dumps(meta, indent=1) + "\n")
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_dir(root, fill)
     return root

@@ -129,7 +129,7 @@ def test_teacher_cache_hit_miss_and_invalidation(fs, teacher, tmp_path):
     assert len(entries()) == 1 + len(changes)
     TeacherCache.load_or_build(cache, base, model, data, dcfg, pairs, torch.device("cpu"))
     assert len(entries()) == 1 + len(changes) and index.stat().st_mtime_ns == stamp
-    assert not list(cache.glob(".tmp-*"))  # nothing half-written left behind
+    assert not list(cache.glob(".*"))  # nothing half-written left behind
 
 
 def test_cached_teacher_refuses_mixup():

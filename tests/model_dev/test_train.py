@@ -294,12 +294,26 @@ def test_cli_train_and_evaluate_on_tiny_synth(tmp_path, capsys):
 def test_atomic_writes_follow_the_umask(tmp_path):
     import os
 
-    from model_dev.fileio import atomic_write_text
+    from model_dev.fileio import atomic_dir, atomic_write_text
+
+    def fill(folder):
+        (folder / "a.npy").write_bytes(b"x")
+
+    def fail(folder):
+        fill(folder)
+        raise RuntimeError("interrupted")
 
     old = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "report.json", "{}\n")
+        atomic_dir(tmp_path / "entry", fill)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            atomic_dir(tmp_path / "other", fail)
+        with pytest.raises(OSError):  # an existing entry is kept, not overwritten
+            atomic_dir(tmp_path / "entry", lambda folder: (folder / "b.npy").write_bytes(b"y"))
     finally:
         os.umask(old)
     assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert (tmp_path / "entry").stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in (tmp_path / "entry").iterdir()) == ["a.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry", "report.json"]
