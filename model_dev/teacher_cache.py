@@ -74,11 +74,11 @@ class TeacherCache:
     padded to the longest clip).
     """
 
-    def __init__(self, entry: Path, cfg: DistillConfig, pairs: Pairs, window_frames: int):
-        self.entry, self.cfg, self.pairs, self.window_frames = entry, cfg, pairs, window_frames
-        self.index = json.loads((entry / "index.json").read_text())
-        if self.index.get("format") != CACHE_FORMAT:
-            raise ValueError(f"{entry}: teacher cache format {self.index.get('format')}")
+    def __init__(self, entry: Path, cfg: DistillConfig, pairs: Pairs):
+        self.cfg, self.pairs = cfg, pairs
+        found = json.loads((entry / "index.json").read_text()).get("format")
+        if found != CACHE_FORMAT:
+            raise ValueError(f"{entry}: teacher cache format {found}, expected {CACHE_FORMAT}")
         self.arrays = {p.stem: np.load(p, mmap_mode="r") for p in sorted(entry.glob("*.npy"))}
 
     @classmethod
@@ -120,7 +120,6 @@ class TeacherCache:
         progress : bool
             Show a progress bar while building.
         """
-        window_frames = int(data.windows.shape[2])
         full = {
             **identity,
             "format": CACHE_FORMAT,
@@ -133,7 +132,7 @@ class TeacherCache:
             entry.parent.mkdir(parents=True, exist_ok=True)
             arrays = _compute(teacher, data, cfg, pairs, device, batch_size, progress)
             _write_entry(entry, full, arrays)
-        return cls(entry, cfg, pairs, window_frames)
+        return cls(entry, cfg, pairs)
 
     def __call__(
         self,
