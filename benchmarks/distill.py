@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from model_dev.checkpoint import load_checkpoint
-from model_dev.fileio import atomic_write_text, write_marked_section
+from model_dev.fileio import write_json, write_marked_section
 from model_dev.frontend import FrontendConfig
 from model_dev.stage_inputs import DatasetSpec
 from model_dev.sweep import RESULT, SweepConfig, sweep, write_report
@@ -74,10 +74,6 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
         f"Python {platform.python_version()}, torch {torch.__version__}, {gpu}"
     )
-
-
-def write_json(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def train_teacher(data: DatasetSpec, out: Path, device: str) -> Path:

@@ -4,6 +4,7 @@ file or folder."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import tempfile
@@ -53,6 +54,11 @@ def _umask() -> int:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented JSON with sorted keys (stable bytes), atomically."""
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

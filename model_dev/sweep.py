@@ -34,7 +34,6 @@ above its noise) and ``pareto.png`` (micro-AUPRC against int8 weight bytes).
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing
 import os
 import shutil
@@ -49,7 +48,7 @@ from tqdm import tqdm
 from model_dev.checkpoint import load_checkpoint
 from model_dev.evaluate import evaluate
 from model_dev.features import FeatureSet
-from model_dev.fileio import atomic_write_text
+from model_dev.fileio import write_json
 from model_dev.stage_inputs import DatasetSpec, checkpoint_inputs
 from model_dev.sweep_config import RESULT, TERMS, SweepConfig
 from model_dev.sweep_report import read_json, write_report
@@ -66,11 +65,6 @@ def _init_worker(feature_set: FeatureSet, threads: int) -> None:
     global _WORKER_FS  # one copy of the features per worker process, not one per job
     _WORKER_FS = feature_set
     torch.set_num_threads(threads)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-    atomic_write_text(path, text)
 
 
 def _seconds_per_epoch(job_dir: Path) -> float:
@@ -112,7 +106,7 @@ def _run_job(
         "seconds_per_epoch": _seconds_per_epoch(job_dir),
         "checkpoint": str(best),
     }
-    _write_json(job_dir / RESULT, result)
+    write_json(job_dir / RESULT, result)
     return result
 
 
@@ -155,7 +149,7 @@ def _teacher_result(teacher: Path, fs: FeatureSet, out: Path, split: str) -> dic
         "epochs_run": meta["epoch"],
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in meta["metrics"]])),
     }
-    _write_json(path, result)
+    write_json(path, result)
     return result
 
 
@@ -217,7 +211,7 @@ def sweep(
     for name, cfg in config.jobs(str(teacher)):
         job_dir = out / "jobs" / name
         (skipped if _is_done(name, cfg, job_dir) else todo).append((name, cfg, job_dir))
-    _write_json(out / "sweep_config.json", {"config": config.to_dict(), "teacher": str(teacher)})
+    write_json(out / "sweep_config.json", {"config": config.to_dict(), "teacher": str(teacher)})
     _teacher_result(teacher, fs, out, config.split)
     failed = _run_jobs(
         todo, config.split, fs, jobs, threads, progress, on_result or (lambda r: None)
