@@ -168,7 +168,9 @@ def _restore(out: Path, cfg: SweepConfig, teacher: Path, known: list[dict], sha:
     return restored
 
 
-def run_sweep(data: DatasetSpec, teacher: Path, out: Path, jobs: int, threads: int) -> dict:
+def run_sweep(
+    data: DatasetSpec, teacher: Path, out: Path, jobs: int, threads: int, fresh: bool = False
+) -> dict:
     """Phase 2: the full sweep, exporting ``distill.json`` as jobs finish."""
     selection = json.loads((RESULTS / "distill_selection.json").read_text())
     chosen = selection["chosen"]
@@ -190,6 +192,13 @@ def run_sweep(data: DatasetSpec, teacher: Path, out: Path, jobs: int, threads: i
     )
     path = RESULTS / "distill.json"
     doc = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+    other = {r.get("teacher_sha256") for r in doc["runs"]} - {sha}
+    if other and not fresh:
+        sys.exit(
+            f"{path} holds {len(doc['runs'])} run(s) of another teacher "
+            f"(sha256 {', '.join(sorted(str(o)[:16] for o in other))}; this one {sha[:16]}): "
+            "they would be replaced; pass --fresh to start over, or restore that teacher"
+        )
     out.mkdir(parents=True, exist_ok=True)
     print(f"restored {_restore(out, cfg, teacher, doc['runs'], sha)} finished job(s)", flush=True)
     meta = {
@@ -252,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="parallel jobs (default 2)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--fresh", action="store_true", help="drop distill.json runs of a different teacher"
+    )
     phase = ap.add_mutually_exclusive_group()
     phase.add_argument("--teacher-only", action="store_true")
     phase.add_argument("--select", action="store_true")
@@ -276,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     elif not args.report_only:
         train_teacher(data, args.runs / "teacher", args.device)
-        run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads)
+        run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads, args.fresh)
     if (RESULTS / "distill.json").is_file():
         section = docs_section(args.runs / "sweep")
         write_marked_section(args.docs, BEGIN, END, section)
