@@ -17,8 +17,10 @@ def add_dataset_options(
     jobs: int = 2,
     jobs_help: str = "feature worker processes",
 ) -> None:
-    """``--dataset --data --cache --skip-bad --jobs``: a dataset and its feature cache."""
+    """``--dataset --data --cache --skip-bad --jobs --val-fraction``: a dataset, its feature
+    cache and the validate split carved from train when it has none."""
     from model_dev.datasets import DATASET_KINDS
+    from model_dev.val_split import DEFAULT_VAL_FRACTION
 
     p.add_argument(
         "--dataset",
@@ -39,6 +41,13 @@ def add_dataset_options(
         help="skip unreadable audio files and list them in the report instead of failing",
     )
     p.add_argument("--jobs", type=int, default=jobs, help=f"{jobs_help} (default {jobs})")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        help="share of train carved into a validate split when the dataset has none, grouped "
+        "by source and stratified by label (default: the checkpoint's, else "
+        f"{DEFAULT_VAL_FRACTION})",
+    )
 
 
 def dataset_spec(args: argparse.Namespace) -> DatasetSpec:
@@ -47,7 +56,9 @@ def dataset_spec(args: argparse.Namespace) -> DatasetSpec:
 
     if args.data is None:
         raise ValueError("--data is required")
-    return DatasetSpec(args.data, args.dataset, args.cache, args.skip_bad, args.jobs)
+    return DatasetSpec(
+        args.data, args.dataset, args.cache, args.skip_bad, args.jobs, args.val_fraction
+    )
 
 
 def add_frontend_option(p: argparse.ArgumentParser) -> None:

@@ -1,8 +1,9 @@
 """Dataset loaders: every supported layout becomes one :class:`Dataset` of :class:`ClipRef`.
 
 Kinds (see :func:`load_dataset`): ``synth`` (the built-in corpus of :mod:`model_dev.synth`),
-``sonyc-ust``, ``esc50``, ``urbansound8k``, ``manifest`` (a ``path,labels[,split]`` CSV) and
-``folders`` (folder per class). Audio always comes out of :meth:`Dataset.load` as 16 kHz mono int16.
+``sonyc-ust``, ``esc50``, ``urbansound8k``, ``manifest`` (a ``path,labels[,split][,source]``
+CSV) and ``folders`` (folder per class). Audio always comes out of :meth:`Dataset.load` as
+16 kHz mono int16.
 
 Nothing is dropped silently. Every referenced audio file is checked when the dataset is loaded
 (header only, cheap): a bad one raises :class:`~model_dev.audio.AudioError` naming the file and
@@ -58,12 +59,17 @@ class ClipRef:
         Classes present in the clip, in the dataset's class order (possibly empty).
     split : str
         ``"train"``, ``"validate"`` or ``"test"``; ``"fold1"`` .. ``"foldN"`` for fold datasets.
+    source : str
+        The recording the clip was cut or mixed from (a manifest's ``source`` column), "" if
+        unknown; clips of one source stay in one split when a validation split is carved
+        (:mod:`model_dev.val_split`).
     """
 
     clip_id: str
     path: Path
     labels: tuple[str, ...]
     split: str
+    source: str = ""
 
 
 @dataclass
@@ -83,6 +89,9 @@ class Dataset:
         The usable clips.
     skipped : list of (Path, str)
         Files left out with the reason (only with ``skip_bad=True``).
+    validation : dict or None
+        How the ``validate`` split was carved from ``train``
+        (:func:`model_dev.val_split.carve_validation`); None when the dataset ships its own.
     """
 
     name: str
@@ -90,6 +99,7 @@ class Dataset:
     classes: tuple[str, ...]
     clips: list[ClipRef]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    validation: dict | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -405,10 +415,12 @@ def _load_urbansound8k(root: Path) -> _Listing:
 
 
 def _load_manifest(root: Path, *, classes: Sequence[str] | None = None) -> _Listing:
-    """A CSV ``path,labels[,split]`` (``root`` is the CSV, or a folder holding manifest.csv).
+    """A CSV ``path,labels[,split][,source]`` (``root`` is the CSV, or a folder holding
+    manifest.csv).
 
     Paths are relative to the CSV's folder or absolute; labels ``;``-separated (may be empty);
-    split defaults to ``train`` when there is no split column. Classes: the sorted union of
+    split defaults to ``train`` when there is no split column; ``source`` names the recording
+    a clip comes from (optional). Classes: the sorted union of
     the labels, or ``classes`` to fix the order (then any other label is an error).
     """
     table = root / "manifest.csv" if root.is_dir() else root
@@ -422,6 +434,7 @@ def _load_manifest(root: Path, *, classes: Sequence[str] | None = None) -> _List
         split = _split(row["split"], table, number, "split", True) if "split" in row else "train"
         labels = _labels(row["labels"], classes, table, number, "labels")
         clip = _clip(table.parent, Path(_cell(row, "path", table, number)), labels, split)
+        clip = replace(clip, source=row.get("source", ""))
         entries.append((clip, f"{table}, row {number}"))
     return _Listing(table.parent, classes, entries)
 

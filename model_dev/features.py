@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -45,6 +45,9 @@ class FeatureSet:
     fingerprint : str
         The dataset fingerprint (``Dataset.fingerprint()``: clips, labels, splits, file sizes
         and times), "" if unknown.
+    validation : dict or None
+        ``Dataset.validation``: how the validate split was carved from train (not cached; the
+        splits themselves are part of the fingerprint).
     """
 
     features: np.ndarray
@@ -56,6 +59,7 @@ class FeatureSet:
     config: FrontendConfig
     skipped: list[tuple[str, str]]
     fingerprint: str = ""
+    validation: dict | None = None
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -191,4 +195,4 @@ def features(
         entry.parent.mkdir(parents=True, exist_ok=True)
         results = _compute(dataset, cfg, jobs, progress)
         _write_entry(entry, dataset, cfg, results, skip_bad)
-    return _read_entry(entry)
+    return replace(_read_entry(entry), validation=dataset.validation)

@@ -9,7 +9,7 @@ plumbing of their own (nor do the CLI commands that call them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
@@ -18,6 +18,7 @@ from model_dev.checkpoint import check_compatible, load_checkpoint
 from model_dev.datasets import Dataset, load_dataset
 from model_dev.features import FeatureSet, features
 from model_dev.frontend import FrontendConfig
+from model_dev.val_split import carve_validation
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class DatasetSpec:
         Leave out unreadable audio files (listed in the feature set) instead of failing.
     jobs : int
         Feature worker processes.
+    val_fraction : float, optional
+        Share of ``train`` carved into ``validate`` when the dataset has no validate split
+        (:func:`model_dev.val_split.carve_validation`); None: the fraction a checkpoint
+        recorded (:func:`checkpoint_inputs`), else the default.
     """
 
     root: Path
@@ -43,10 +48,13 @@ class DatasetSpec:
     cache: Path = Path("cache/features")
     skip_bad: bool = False
     jobs: int = 2
+    val_fraction: float | None = None
 
     def load(self) -> Dataset:
-        """The dataset's clip list (:func:`model_dev.datasets.load_dataset`)."""
-        return load_dataset(self.kind, self.root, skip_bad=self.skip_bad)
+        """The dataset's clip list (:func:`model_dev.datasets.load_dataset`), with a validate
+        split carved from train if it has none."""
+        dataset = load_dataset(self.kind, self.root, skip_bad=self.skip_bad)
+        return carve_validation(dataset, self.val_fraction)
 
     def features(self, frontend: FrontendConfig, *, progress: bool = True) -> FeatureSet:
         """The dataset's features under ``frontend``, computed and cached on first use."""
@@ -103,6 +111,8 @@ def checkpoint_inputs(
         A checkpoint written by training (``best.pt``).
     data : DatasetSpec or FeatureSet
         The dataset, or features already computed (their front end must be the checkpoint's).
+        A spec without ``val_fraction`` gets the fraction the checkpoint's run carved its
+        validate split with, so evaluation sees the same split.
     expect_kind : str, optional
         ``"teacher"`` or ``"student"``: refuse any other kind of checkpoint.
     progress : bool
@@ -121,6 +131,9 @@ def checkpoint_inputs(
     path = Path(checkpoint)
     model, meta = load_checkpoint(path, expect_kind=expect_kind)
     frontend = checkpoint_frontend(meta, path)
+    carved = meta.get("dataset", {}).get("validation")
+    if isinstance(data, DatasetSpec) and data.val_fraction is None and carved:
+        data = replace(data, val_fraction=carved["fraction"])  # the split it was trained on
     fs = data if isinstance(data, FeatureSet) else data.features(frontend, progress=progress)
     check_compatible(meta, fs, str(path))
     return CheckpointInputs(path, model, meta, frontend, fs)

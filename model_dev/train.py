@@ -41,10 +41,11 @@ dropout) comes from generators seeded with ``(seed, e)``; on CPU deterministic a
 during training. So a run resumed from ``last.pt`` ends with exactly the weights of an
 uninterrupted run on CPU. The caller's global torch RNG state is left untouched.
 
-Files in ``out_dir``: ``config.json`` (the :class:`TrainConfig`), ``metrics.csv`` (one row per
-epoch), ``best.pt`` (best validation micro-AUPRC) and ``last.pt`` (every epoch, with optimizer,
-scheduler and early-stopping state for resuming), all written atomically (temporary file in the
-same folder, then ``os.replace``).
+Files in ``out_dir``: ``config.json`` (the :class:`TrainConfig`), ``dataset.json`` (only when
+the validate split was carved from train: the fraction, grouping and counts), ``metrics.csv``
+(one row per epoch), ``best.pt`` (best validation micro-AUPRC) and ``last.pt`` (every epoch,
+with optimizer, scheduler and early-stopping state for resuming), all written atomically
+(temporary file in the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ from model_dev.device import autocast, reproducible, resolve_device
 from model_dev.distill import Pairs, clip_groups, distillation_loss
 from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
-from model_dev.fileio import atomic_write_text, write_csv
+from model_dev.fileio import atomic_write_text, write_csv, write_json
 from model_dev.teacher_cache import LiveTeacher, TeacherCache
 from model_dev.train_config import TrainConfig
 from model_dev.windows import ClipWindows, forward_windows, predict, split_windows
@@ -309,6 +310,8 @@ def train(
     teacher = _load_teacher(cfg, feature_set, spec, device)
     identity = _identity(cfg, spec, feature_set, train_data, val_data, teacher)
     atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+    if feature_set.validation:  # the run's validate split was carved from train: say how
+        write_json(out / "dataset.json", identity["dataset"])
     with reproducible(device):
         torch.manual_seed(cfg.seed)
         run = _new_run(cfg, spec, train_data, device)
@@ -386,6 +389,7 @@ def _identity(
             "n_clips": len(fs),
             "train_clips": len(train_data),
             "val_clips": len(val),
+            **({"validation": fs.validation} if fs.validation else {}),
         },
         "teacher": None
         if teacher_meta is None
