@@ -19,6 +19,9 @@ Building and memory reports are :mod:`firmware_gen.build`.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from firmware_gen.frontend_c import write_frontend
 from firmware_gen.golden import golden_clips
 from firmware_gen.proto_c import ProtoModel, write_proto
 from firmware_gen.render import INCLUDE_DIR, SOURCE_DIR, copy_source, write_rendered
+from model_dev.fileio import atomic_dir
 
 #: Hand-written files every package gets (besides the front end's and the protocol's).
 COMMON_SOURCES = (
@@ -74,7 +78,9 @@ def firmware(
     model_path : str or Path
         Full-int8 .tflite written by ``aedfw quantize`` (metadata embedded).
     out_dir : str or Path
-        Output folder (created; files that already hold the right bytes are left untouched).
+        Output folder. The package is generated in a temporary folder and moved into place only
+        when complete: a failure leaves ``out_dir`` as it was. In an existing package only the
+        files whose bytes change are replaced.
     golden_audio : np.ndarray, optional
         int16 mono audio the golden clips are cut from (default:
         :func:`firmware_gen.golden.test_signal`).
@@ -87,23 +93,34 @@ def firmware(
     Raises
     ------
     quantize.metadata.MetadataError
-        No or invalid aedfw metadata (the message names the file).
+        No or invalid aedfw metadata, or a field that does not fit the graph (labels, window,
+        mel bands, quantisation, front-end zero point and scale, arena); the message names the
+        file, the field and both values (:func:`quantize.metadata.check_model`).
     quantize.tflite_model.UnsupportedModelError
         An op the engine does not implement (named with its index).
     ValueError
         A task without device post-processing here.
     """
-    from quantize.convert import check_graph
-    from quantize.metadata import read_metadata
+    from quantize.metadata import check_model
 
     model_path, out = Path(model_path), Path(out_dir)
-    meta = read_metadata(model_path)
+    meta, tflite, info = check_model(model_path)
     if meta.task not in TASK_SOURCES:
         raise ValueError(f"{model_path}: no device post-processing for task {meta.task!r}")
-    tflite = model_path.read_bytes()
-    info = check_graph(tflite, str(model_path))
     clips = golden_clips(tflite, meta, golden_audio)
-    out.mkdir(parents=True, exist_ok=True)
+
+    def fill(tmp: Path) -> None:
+        _write_package(tmp, model_path, tflite, meta, info, clips)
+
+    if out.is_dir() and any(out.iterdir()):
+        _update(out, fill)
+    else:
+        atomic_dir(out, fill)
+    return out
+
+
+def _write_package(out: Path, model_path: Path, tflite: bytes, meta, info, clips) -> None:
+    """Every file of the package into the (empty) folder ``out``."""
     write_frontend(meta.frontend, out)
     write_engine(model_path, out)
     write_proto(out, meta.frontend, ProtoModel.from_metadata(meta))
@@ -132,4 +149,20 @@ def firmware(
     inputs = {"model": meta.model_hash, "frontend_config": meta.frontend_hash}
     for name, comment in GENERATED:
         write_rendered(out, name, inputs, comment, **context)
-    return out
+
+
+def _update(out: Path, fill) -> None:
+    """Regenerate an existing package: the whole package is written to a temporary folder
+    first; only then are the files whose bytes changed moved over the old ones (each rename is
+    atomic), so a failure leaves the previous package, and unchanged files keep their mtimes
+    (``make`` rebuilds only what changed; ``build/`` stays)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        fill(tmp)
+        for new in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            old = out / new.relative_to(tmp)
+            if not old.is_file() or old.read_bytes() != new.read_bytes():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

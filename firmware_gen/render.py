@@ -9,7 +9,6 @@ regenerating from the same inputs gives identical bytes. Copied files are the ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,9 +32,23 @@ def c_array(values: np.ndarray, per_line: int = 12, indent: str = "    ") -> str
     return ",\n".join(indent + line for line in lines)
 
 
+#: Bytes a generated C string literal carries as they are: letters, digits and punctuation that
+#: can neither end the literal (``"``, ``\\``), form a trigraph (``?``, ``-std=c99``) nor close or
+#: open a comment (``*``, ``/``) when the literal is quoted inside one.
+C_STRING_SAFE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-.,:;+=()[]<>!#%&'^|~@$"
+)
+
+
 def c_string(text: str) -> str:
-    """A C string literal for ``text`` (JSON escapes of ASCII are valid C escapes)."""
-    return json.dumps(text, ensure_ascii=True)
+    """A C string literal for ``text`` that is safe anywhere in generated C, comments included.
+
+    The UTF-8 bytes outside :data:`C_STRING_SAFE` become three-digit octal escapes (never a hex
+    escape, which would swallow following hex digits), so a label such as ``*/ int x; /*`` or one
+    with a newline cannot change the code around it.
+    """
+    out = [chr(b) if b in C_STRING_SAFE else f"\\{b:03o}" for b in text.encode()]
+    return '"' + "".join(out) + '"'
 
 
 def macro_lines(text: str) -> str:

@@ -35,6 +35,8 @@ from quantize.tflite_model import TFLITE_IDENTIFIER
 
 METADATA_NAME = b"aedfw"
 METADATA_FORMAT = 1
+#: Clip aggregations of window scores the device and the host reference implement.
+AGGREGATIONS = ("max",)
 BUFFER_ALIGNMENT = 16
 
 
@@ -181,6 +183,11 @@ class ModelMetadata:
             raise MetadataError(f"{source}: aedfw metadata frontend_hash does not match frontend")
         if not len(meta.labels) == len(meta.thresholds) == len(meta.thresholds_q):
             raise MetadataError(f"{source}: labels, thresholds and thresholds_q differ in length")
+        if meta.aggregation not in AGGREGATIONS:
+            raise MetadataError(
+                f"{source}: aedfw metadata aggregation {meta.aggregation!r} is not supported "
+                f"(the device and the host reference implement {list(AGGREGATIONS)})"
+            )
         return meta
 
 
@@ -356,3 +363,74 @@ def read_metadata(path: str | os.PathLike | bytes) -> ModelMetadata:
             f"graph ({actual[:16]}); the model was changed after quantisation"
         )
     return meta
+
+
+def check_model(path: str | os.PathLike):
+    """Read a .tflite's metadata and check every field that describes the graph against it.
+
+    Run before any artifact is written, so a hand-edited or mismatched metadata field is named
+    up front instead of surfacing as a crash, a numpy or TFLite error, or a silently wrong
+    package: I/O shapes (``window_frames``, ``frontend.n_mels``, one output per label), I/O
+    quantisation, the front end's int8 format against the model input (DESIGN contract 2),
+    ``thresholds_q`` against ``thresholds`` and ``arena_bytes`` against the TFLM runtime.
+
+    Returns
+    -------
+    (ModelMetadata, bytes, quantize.convert.GraphInfo)
+        The metadata, the file's bytes and :func:`~quantize.convert.check_graph` of it.
+
+    Raises
+    ------
+    MetadataError
+        A field that does not fit the graph, naming the file, the field and both values.
+    quantize.tflite_model.GraphError
+        The graph itself is refused (see :func:`~quantize.convert.check_graph`).
+    """
+    from quantize.convert import check_graph, check_io
+    from quantize.runtime import ARENA_FLOOR, runs_with_arena
+    from quantize.tflite_model import GraphError, read_tflite
+
+    meta = read_metadata(path)
+    tflite, source = Path(path).read_bytes(), str(path)
+    info = check_graph(tflite, source)
+    problems = []
+    want_in = (1, meta.window_frames, meta.frontend.n_mels, 1)
+    if tuple(info.input_shape) != want_in:
+        problems.append(
+            f"window_frames {meta.window_frames} and frontend.n_mels {meta.frontend.n_mels} "
+            f"give input {list(want_in)}, the model's input is {list(info.input_shape)}"
+        )
+    n_out = int(np.prod(info.output_shape))
+    if len(meta.labels) != n_out:
+        problems.append(f"labels: {len(meta.labels)} labels for {n_out} model outputs")
+    if not 0 < meta.window_hop_frames:
+        problems.append(f"window_hop_frames {meta.window_hop_frames}: must be > 0")
+    for name in ("input_scale", "input_zero_point", "output_scale", "output_zero_point"):
+        mine, graph = getattr(meta, name), getattr(info, name)
+        if mine != graph:
+            problems.append(f"{name}: metadata {mine!r}, model {graph!r}")
+    try:
+        check_io(info, meta.frontend, source)
+    except GraphError as exc:
+        problems.append(str(exc).removeprefix(f"{source}: "))
+    want_q = thresholds_to_q(meta.thresholds, info.output_scale, info.output_zero_point)
+    if meta.thresholds_q != want_q:
+        problems.append(
+            f"thresholds_q {list(meta.thresholds_q)} do not quantise thresholds "
+            f"{list(meta.thresholds)} (expected {list(want_q)})"
+        )
+    if not problems:  # the arena is only worth probing on a graph that matches
+        largest = max(t.size for t in read_tflite(tflite).tensors if t.data is None)
+        # below the floor the tflite_micro runtime segfaults instead of reporting failure
+        if meta.arena_bytes < max(largest, ARENA_FLOOR) or not runs_with_arena(
+            tflite, meta.arena_bytes
+        ):
+            problems.append(
+                f"arena_bytes {meta.arena_bytes}: the TFLM runtime cannot run the model with "
+                "it (re-run `aedfw quantize` to measure it)"
+            )
+    if problems:
+        raise MetadataError(
+            f"{source}: aedfw metadata does not match the model: " + "; ".join(problems)
+        )
+    return meta, tflite, info
