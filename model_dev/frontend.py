@@ -36,6 +36,7 @@ from functools import cached_property
 
 import numpy as np
 
+from model_dev.audio import SAMPLE_RATE
 from model_dev.config_io import JsonConfig
 
 #: Bumped whenever the integer algorithm changes; part of the config hash, so caches and
@@ -58,7 +59,7 @@ class FrontendConfig(JsonConfig):
     Parameters
     ----------
     sample_rate : int
-        Input rate in Hz (int16 mono).
+        Input rate in Hz (int16 mono); only 16000, the rate every stage reads audio at.
     window_length : int
         Frame length in samples (default 400 = 25 ms), periodic Hann window.
     hop_length : int
@@ -97,7 +98,12 @@ class FrontendConfig(JsonConfig):
             object.__setattr__(self, f.name, kind(value))
         half = self.fft_size // 2
         checks = [
-            (self.sample_rate > 0, "sample_rate", "must be positive"),
+            (
+                self.sample_rate == SAMPLE_RATE,
+                "sample_rate",
+                f"must be {SAMPLE_RATE}: every stage reads audio at {SAMPLE_RATE} Hz "
+                "(model_dev.audio), so filters for another rate would be silently wrong",
+            ),
             (0 < self.window_length <= self.fft_size, "window_length", "must be in 1..fft_size"),
             (
                 0 < self.hop_length <= self.window_length,

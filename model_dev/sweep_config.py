@@ -71,9 +71,11 @@ class SweepConfig(JsonConfig):
 
         def seeds(name: str, value: object) -> tuple[int, ...]:
             ok = not isinstance(value, str) and isinstance(value, Sequence) and value
-            ok = ok and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+            ok = ok and all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+            )
             if not ok or len(set(value)) != len(value):
-                raise fail(name, value, "expected a non-empty list of distinct integers")
+                raise fail(name, value, "expected a non-empty list of distinct integers >= 0")
             return tuple(value)
 
         def mapping(name: str, value: object) -> dict:

@@ -115,7 +115,7 @@ class TrainConfig(JsonConfig):
         for f in dataclasses.fields(self):
             self._coerce(f.name, f.type, getattr(self, f.name))
         positive = ("epochs", "batch_size", "lr", "window_hop_frames", "temperature")
-        non_negative = ("weight_decay", "warmup_epochs", "patience", "time_masks")
+        non_negative = ("seed", "weight_decay", "warmup_epochs", "patience", "time_masks")
         non_negative += ("time_mask_frames", "freq_masks", "freq_mask_bins", "mixup_alpha")
         non_negative += DISTILL_TERMS
         weights = [t for t in DISTILL_TERMS if getattr(self, t) > 0]
