@@ -9,6 +9,7 @@ import importlib
 import sys
 
 from aedfw.commands import Commands
+from aedfw.quiet import library_output
 
 #: The command modules under :mod:`aedfw.commands`, in help order.
 COMMAND_MODULES = (
@@ -40,12 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aedfw`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        code = args.run(args)
-    except (ValueError, OSError, RuntimeError) as exc:
-        print(f"aedfw: error: {exc}", file=sys.stderr)
-        return 1
-    return code or 0
+    with library_output(args.verbose) as captured:
+        code, error = 1, None
+        try:
+            code = args.run(args) or 0
+        except (ValueError, OSError, RuntimeError) as exc:
+            error = exc
+        finally:  # a failure shows the libraries' log lines too: they may say why
+            if code:
+                sys.stderr.write(captured.text())
+        if error is not None:
+            print(f"aedfw: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -43,4 +43,10 @@ class Commands:
             sub = self._groups[head]
         p = sub.add_parser(word, help=help_text, description=help_text)
         p.set_defaults(run=run)
+        p.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show the libraries' log lines (TensorFlow, absl, CUDA probes); by default "
+            "only aedfw's messages and progress bars, and the log lines when a command fails",
+        )
         return p
