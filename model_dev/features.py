@@ -1,13 +1,24 @@
 """Feature cache: int8 front-end features computed once per (dataset, FrontendConfig).
 
 An entry lives in ``CACHE/<dataset fingerprint>-<config hash>/`` (16 hex digits each), so a
-changed audio file, label or config gives a new key and never a stale hit. Entries are written
-to a temporary folder and renamed into place, so an interrupted run leaves no half entry.
+changed audio file, label or config gives a new key and never a stale hit. An entry that left
+unreadable files out (``skip_bad=True``) adds ``-skip-<hash of their paths>``: only a run that
+also skips bad files may use it, so a run without ``--skip-bad`` never trains silently without
+them. Entries are written to a temporary folder and renamed into place, so an interrupted run
+leaves no half entry.
+
+Every call warns (naming the files) about what would otherwise pass unnoticed: files skipped as
+unreadable, clips too short for a single front-end frame (they would train as silence) and
+labels with fewer than :data:`FEW_CLIPS` clips (a typo in a manifest becomes a class of its
+own); :meth:`FeatureSet.label_counts` gives the clips per split and label.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import signal
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -22,6 +33,8 @@ from model_dev.fileio import atomic_dir
 from model_dev.frontend import Frontend, FrontendConfig
 
 CACHE_FORMAT = 1
+#: A label with fewer clips than this in the whole dataset is warned about (a typo?).
+FEW_CLIPS = 3
 
 
 @dataclass
@@ -73,6 +86,40 @@ class FeatureSet:
         wanted = {split} if isinstance(split, str) else set(split)
         return np.array([i for i, s in enumerate(self.splits) if s in wanted], dtype=np.int64)
 
+    def label_counts(self) -> dict[str, dict[str, int]]:
+        """Clips per split and label: ``{split: {label: n}}`` (every label of every split)."""
+        counts: dict[str, dict[str, int]] = {}
+        labels = np.asarray(self.labels)
+        for split in dict.fromkeys(self.splits):
+            n = labels[self.indices(split)].sum(axis=0)
+            counts[split] = {c: int(k) for c, k in zip(self.classes, n, strict=True)}
+        return counts
+
+    def warnings(self) -> list[str]:
+        """What about the data would otherwise pass unnoticed (see the module docstring)."""
+        found = []
+        if self.skipped:
+            found.append(
+                f"{len(self.skipped)} file(s) left out as unreadable (--skip-bad): "
+                + "; ".join(f"{path}: {why}" for path, why in self.skipped)
+            )
+        empty = [self.clip_ids[i] for i in np.flatnonzero(np.diff(self.offsets) == 0)]
+        if empty:
+            found.append(
+                f"{len(empty)} clip(s) shorter than one front-end frame "
+                f"({self.config.window_length} samples) have no features and train as "
+                f"silence: {', '.join(empty)}"
+            )
+        per_label = np.asarray(self.labels).sum(axis=0)
+        for c, (label, n) in enumerate(zip(self.classes, per_label, strict=True)):
+            if n < FEW_CLIPS:
+                which = [self.clip_ids[i] for i in np.flatnonzero(self.labels[:, c])]
+                found.append(
+                    f"label {label!r} has only {int(n)} clip(s) ({', '.join(which) or 'none'}): "
+                    "a typo in the labels? Every distinct label becomes a class"
+                )
+        return found
+
 
 def _cache_key(dataset: Dataset, cfg: FrontendConfig) -> str:
     return f"{dataset.fingerprint()[:16]}-{cfg.short_hash}"
@@ -83,6 +130,7 @@ _worker: dict = {}
 
 
 def _init_worker(dataset: Dataset, frontend: Frontend) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to report, once
     _worker["dataset"], _worker["frontend"] = dataset, frontend
 
 
@@ -113,13 +161,32 @@ def _compute(dataset: Dataset, cfg: FrontendConfig, jobs: int, progress: bool) -
     return results
 
 
+def _skip_entry(entry: Path, skipped_paths: list[str]) -> Path:
+    """The entry of a run that left ``skipped_paths`` out (``skip_bad``) instead of failing."""
+    digest = hashlib.sha256("\n".join(sorted(skipped_paths)).encode()).hexdigest()[:8]
+    return entry.with_name(f"{entry.name}-skip-{digest}")
+
+
+def _find_entry(entry: Path, skip_bad: bool) -> Path | None:
+    """The cached entry a run may use: the complete one, or with ``skip_bad`` one that skipped."""
+    if (entry / "index.json").is_file():
+        return entry
+    if skip_bad:
+        for other in sorted(entry.parent.glob(f"{entry.name}-skip-*")):
+            if (other / "index.json").is_file():
+                return other
+    return None
+
+
 def _write_entry(
     entry: Path, dataset: Dataset, cfg: FrontendConfig, results: list, skip_bad: bool
-) -> None:
+) -> Path:
     kept = [(i, f) for i, f, err in results if err is None]
     errors = [err for _, _, err in results if err is not None]
     if errors and not skip_bad:
         raise AudioError(*errors[0])
+    if errors:
+        entry = _skip_entry(entry, [str(path) for path, _ in errors])
     labels = dataset.label_matrix()
     lengths = [len(f) for _, f in kept]
     index = {
@@ -143,6 +210,7 @@ def _write_entry(
         (tmp / "index.json").write_text(json.dumps(index, indent=1))
 
     atomic_dir(entry, fill)
+    return entry
 
 
 def _read_entry(entry: Path) -> FeatureSet:
@@ -188,11 +256,21 @@ def features(
         raising :class:`~model_dev.audio.AudioError` naming the first one.
     progress : bool
         Show a progress bar.
+
+    Warns
+    -----
+    UserWarning
+        One per :meth:`FeatureSet.warnings` line (skipped files, clips without a frame, labels
+        with very few clips), on every call.
     """
     cfg = cfg or FrontendConfig()
-    entry = Path(cache_dir) / _cache_key(dataset, cfg)
-    if not (entry / "index.json").is_file():
-        entry.parent.mkdir(parents=True, exist_ok=True)
+    key = Path(cache_dir) / _cache_key(dataset, cfg)
+    entry = _find_entry(key, skip_bad)
+    if entry is None:
+        key.parent.mkdir(parents=True, exist_ok=True)
         results = _compute(dataset, cfg, jobs, progress)
-        _write_entry(entry, dataset, cfg, results, skip_bad)
-    return replace(_read_entry(entry), validation=dataset.validation)
+        entry = _write_entry(key, dataset, cfg, results, skip_bad)
+    fs = replace(_read_entry(entry), validation=dataset.validation)
+    for message in fs.warnings():
+        warnings.warn(message, stacklevel=2)
+    return fs

@@ -25,6 +25,16 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
         raise
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files :func:`atomic_write` left in ``folder`` when its process was
+    killed (``.<name>.<random>.tmp``); returns them. Only for a folder one process owns (a run
+    folder): another writer's file in progress would go too."""
+    stale = sorted(p for p in Path(folder).glob(".*.tmp") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_dir(path: Path, fill: Callable[[Path], object]) -> None:
     """Call ``fill(tmp)`` on a temporary folder next to ``path``, then rename it to ``path``.
 

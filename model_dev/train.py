@@ -79,7 +79,7 @@ from model_dev.device import autocast, reproducible, resolve_device
 from model_dev.distill import Pairs, clip_groups, distillation_loss
 from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
-from model_dev.fileio import atomic_write_text, write_csv, write_json
+from model_dev.fileio import atomic_write_text, remove_stale_temporaries, write_csv, write_json
 from model_dev.teacher_cache import LiveTeacher, TeacherCache
 from model_dev.train_config import TrainConfig
 from model_dev.windows import ClipWindows, forward_windows, predict, split_windows
@@ -298,6 +298,7 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # of a run killed while it wrote a checkpoint
     last = out / "last.pt"
     if last.exists() and not resume:
         raise ValueError(f"{out}: already holds a run (last.pt); resume it or use another folder")
@@ -390,6 +391,7 @@ def _identity(
             "train_clips": len(train_data),
             "val_clips": len(val),
             **({"validation": fs.validation} if fs.validation else {}),
+            **({"skipped": [list(s) for s in fs.skipped]} if fs.skipped else {}),
         },
         "teacher": None
         if teacher_meta is None

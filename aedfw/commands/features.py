@@ -23,3 +23,5 @@ def run(args: argparse.Namespace) -> None:
     print(f"{len(fs)} clips, {frames} frames x {cfg.n_mels} mels (front end {cfg.short_hash})")
     for path, why in fs.skipped:
         print(f"skipped {path}: {why}")
+    for split, counts in fs.label_counts().items():  # a typo in a label shows up as its own
+        print(f"{split} clips per label: " + ", ".join(f"{k} {n}" for k, n in counts.items()))

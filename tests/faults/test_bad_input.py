@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from aedfw.cli import main
@@ -43,3 +44,92 @@ def test_negative_sweep_seed_is_refused():
 
     with pytest.raises(ValueError, match=r"SweepConfig.seeds=\(0, -3\).*>= 0"):
         SweepConfig(seeds=(0, -3))
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    """Six clips: one of 0.01 s, one whose label is a typo ('dgo')."""
+    from model_dev.audio import write_wav
+
+    rng = np.random.default_rng(0)
+    rows = ["path,labels,split"]
+    for i in range(6):
+        n = 160 if i == 5 else 4000 + 700 * i
+        write_wav(tmp_path / f"a{i}.wav", (rng.standard_normal(n) * 300).astype(np.int16))
+        label = ("music;dog", "dog", "music;dog", "dog", "dgo", "music")[i]
+        rows.append(f"a{i}.wav,{label},{'train' if i < 4 else 'test'}")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "manifest.csv"
+
+
+def test_skip_set_is_part_of_the_cache_key(manifest, tmp_path):
+    """Row 7: features --skip-bad, then a run without it trained silently without the file."""
+    from model_dev.audio import AudioError
+    from model_dev.datasets import load_dataset
+    from model_dev.features import _cache_key, features
+
+    ds = load_dataset("manifest", manifest)
+    cache = tmp_path / "cache"
+    complete = features(ds, cache, jobs=1, progress=False)
+    assert [p.name for p in cache.iterdir()] == [_cache_key(ds, complete.config)]  # key kept
+    (manifest.parent / "a3.wav").unlink()  # unreadable after listing
+    with pytest.warns(UserWarning, match=r"1 file\(s\) left out as unreadable.*a3.wav"):
+        fs = features(ds, cache / "2", jobs=1, skip_bad=True, progress=False)
+    assert "a3.wav" not in fs.clip_ids
+    (entry,) = [p.name for p in (cache / "2").iterdir()]
+    assert entry.startswith(_cache_key(ds, fs.config) + "-skip-")
+    with pytest.raises(AudioError, match="a3.wav"):
+        features(ds, cache / "2", jobs=1, progress=False)
+    with pytest.warns(UserWarning, match="a3.wav"):  # listed again on every use
+        assert features(ds, cache / "2", jobs=1, skip_bad=True, progress=False).skipped
+
+
+def test_short_clips_and_rare_labels_are_warned_about(manifest, tmp_path):
+    """Rows 9 and 14: a 0.01 s clip trained as silence, a typo became a class, unnoticed."""
+    from model_dev.datasets import load_dataset
+    from model_dev.features import features
+
+    with pytest.warns(UserWarning) as record:
+        fs = features(load_dataset("manifest", manifest), tmp_path, jobs=1, progress=False)
+    messages = "\n".join(str(w.message) for w in record)
+    assert "1 clip(s) shorter than one front-end frame (400 samples)" in messages
+    assert "silence: a5.wav" in messages
+    assert "label 'dgo' has only 1 clip(s) (a4.wav)" in messages
+    assert "'dog'" not in messages and "'music'" not in messages
+    assert fs.label_counts() == {
+        "train": {"dgo": 0, "dog": 4, "music": 2},
+        "test": {"dgo": 1, "dog": 0, "music": 1},
+    }
+
+
+def test_checkpoint_records_skipped_files_and_stale_temporaries_go(tmp_path):
+    """Rows 7 and 13: the checkpoint did not say what was skipped; a killed checkpoint write
+    left a .last.pt.*.tmp forever."""
+    import dataclasses
+
+    from model_dev.checkpoint import load_checkpoint
+    from model_dev.train import train
+    from model_dev.train_config import TrainConfig
+    from tests.model_dev.test_train import FAST, toy_features
+
+    fs = dataclasses.replace(toy_features(), skipped=[("gone.wav", "file not found")])
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".last.pt.k1ll3d.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    best = train(TrainConfig(arch="s5k", epochs=1, **FAST), fs, out, progress=False)
+    assert not stale.exists() and not list(out.glob(".*"))
+    _, meta = load_checkpoint(best)
+    assert meta["dataset"]["skipped"] == [["gone.wav", "file not found"]]
+    _, plain = load_checkpoint(train(TrainConfig(arch="s5k", epochs=1, **FAST), toy_features(),
+                                     tmp_path / "plain", progress=False))  # fmt: skip
+    assert "skipped" not in plain["dataset"]  # identities of runs without skips unchanged
+
+
+def test_features_command_prints_clips_per_split_and_label(manifest, tmp_path, capsys):
+    args = ["features", "--dataset", "manifest", "--data", str(manifest), "--jobs", "1"]
+    with pytest.warns(UserWarning, match="'dgo'"):
+        assert main([*args, "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "train clips per label: dgo 0, dog " in out  # (validate is carved from train)
+    assert "test clips per label: dgo 1, dog 0, music 1" in out
