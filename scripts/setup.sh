@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc make cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind)
+# chromium: the tests render report.html headless (tests/host_tools/test_report.py).
+APT_PACKAGES=(gcc make cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()
