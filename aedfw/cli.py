@@ -47,12 +47,28 @@ def main(argv: list[str] | None = None) -> int:
             code = args.run(args) or 0
         except (ValueError, OSError, RuntimeError) as exc:
             error = exc
+        except KeyboardInterrupt:  # one line, no traceback: what stopped and how to go on
+            name = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
+            code, error = INTERRUPTED, f"{name} interrupted; {RESUME.get(name, RERUN)}"
         finally:  # a failure shows the libraries' log lines too: they may say why
-            if code:
+            if code and code != INTERRUPTED:
                 sys.stderr.write(captured.text())
         if error is not None:
-            print(f"aedfw: error: {error}", file=sys.stderr)
+            print(f"aedfw: {'error: ' * (code != INTERRUPTED)}{error}", file=sys.stderr)
     return code
+
+
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+#: How to go on after an interrupted command; others: :data:`RERUN`.
+TRAIN_RESUME = "the epochs done are in OUT/last.pt: run the same command with --resume"
+RESUME = {
+    "train teacher": TRAIN_RESUME,
+    "train student": TRAIN_RESUME,
+    "validate": "the clips done are in OUT/progress.json: run the same command with --resume",
+    "sweep": "run the same command again: finished jobs are kept and skipped",
+}
+RERUN = "nothing half-written was kept: run the same command again"
 
 
 if __name__ == "__main__":

@@ -133,3 +133,37 @@ def test_features_command_prints_clips_per_split_and_label(manifest, tmp_path, c
     out = capsys.readouterr().out
     assert "train clips per label: dgo 0, dog " in out  # (validate is carved from train)
     assert "test clips per label: dgo 1, dog 0, music 1" in out
+
+
+def test_ctrl_c_during_features_is_one_line(tmp_path):
+    """Row 12: Ctrl-C printed full tracebacks, multiprocessing internals included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from model_dev.audio import write_wav
+
+    rng = np.random.default_rng(1)
+    rows = ["path,labels,split"]
+    for i in range(400):
+        write_wav(tmp_path / f"c{i}.wav", (rng.standard_normal(64000) * 300).astype(np.int16))
+        rows.append(f"c{i}.wav,{('dog', 'music', 'engine')[i % 3]},train")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "aedfw.cli", "features", "--dataset", "manifest"]
+    cmd += ["--data", str(tmp_path / "manifest.csv"), "--cache", str(cache), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not cache.exists() and time.monotonic() < deadline:  # computing has started
+        time.sleep(0.1)
+    time.sleep(3)  # the workers are running
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole group
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("aedfw:")]
+    assert lines == ["aedfw: features interrupted; nothing half-written was kept: run the "
+                     "same command again"], err  # fmt: skip
+    assert list(cache.iterdir()) == []
