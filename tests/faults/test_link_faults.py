@@ -71,3 +71,76 @@ def test_resume_refuses_another_runs_progress(tiny, tmp_path):
     (out / "progress.json").write_text(json.dumps({"model": {"model_hash": "x"}, "clips": []}))
     with pytest.raises(ValueError, match="progress.json: cannot resume, it records model"):
         validate("loop://", tiny.model, tiny.data, out=out, progress=False, resume=True)
+
+
+#: Per-byte fault rates of the full sweep (each kind alone, both directions, 200 clips each).
+RATES = (0.001, 0.005, 0.01)
+
+
+@pytest.fixture(scope="module")
+def clips(tiny):
+    from .link_probe import references
+
+    return references(tiny.model, tiny.short, 200)
+
+
+@pytest.fixture(scope="module")
+def device(tiny):
+    with EmulatedDevice(tiny.fw, "host") as emu:
+        yield emu
+
+
+def _check(r: dict, n: int) -> None:
+    assert r["wrong"] == 0, r  # never a wrong result accepted
+    assert r["correct"] + r["reported"] == r["clips"] == n, r
+
+
+def test_mixed_faults_never_give_a_wrong_result(device, clips):
+    """Fast representative of the sweep below: all three faults at once, 60 clips."""
+    from .link_probe import classify_through_faults
+
+    audios, refs, labels = clips
+    r = classify_through_faults(
+        device.url, audios[:60], refs[:60], labels, seed=11, drop=0.003, duplicate=0.003,
+        corrupt=0.003,
+    )  # fmt: skip
+    _check(r, 60)
+    assert min(r["injected"][k] for k in ("drop", "duplicate", "corrupt")) > 50, r
+    assert r["retransmissions"] > 50 and r["correct"] == 60, r
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("kind", ["drop", "duplicate", "corrupt"])
+def test_link_faults_over_200_clips(device, clips, kind, rate):
+    from .link_probe import classify_through_faults
+
+    audios, refs, labels = clips
+    r = classify_through_faults(device.url, audios, refs, labels, seed=3, **{kind: rate})
+    _check(r, 200)
+    assert r["injected"][kind] > 0
+
+
+def test_host_killed_mid_run_resumes(tiny, device, tmp_path):
+    """SIGKILL the validating host once progress.json holds a batch; --resume finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "aedfw.cli", "validate", "--port", device.url]
+    cmd += ["--model", str(tiny.model), "--data", str(tiny.data), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = out / "progress.json"
+    deadline = time.monotonic() + 120
+    while not progress.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads(progress.read_text())["clips"])
+    assert 0 < done < 200 and not (out / "report.json").exists()
+    r = validate(device.url, tiny.model, tiny.data, out=out, progress=False, resume=True)
+    assert r["passed"] and r["n_matched"] == 200 and r["n_resumed"] == done
+    assert not list(out.glob(".*"))  # no temporary left behind
