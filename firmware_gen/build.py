@@ -14,6 +14,8 @@ from pathlib import Path
 from firmware_gen.render import write_if_changed
 
 TARGETS = ("host", "cortex-m4")
+#: Serial links of the Cortex-M4 image: UART0 (a board) or Arm semihosting (QEMU, fast).
+LINKS = ("uart", "semihosting")
 #: What memory.json's ``sources_sha256`` covers: the package's C, headers and build files.
 _SOURCE_SUFFIXES = (".c", ".cc", ".h", ".ld", ".mk", ".txt")
 
@@ -37,6 +39,7 @@ def build_firmware(
     *,
     selftest_only: bool = False,
     sanitize: bool = False,
+    link: str = "uart",
 ) -> Path:
     """Compile a generated package with ``make`` and return the executable.
 
@@ -51,11 +54,15 @@ def build_firmware(
         line and stops.
     sanitize : bool
         Host only: build with ASan and UBSan.
+    link : {"uart", "semihosting"}
+        Cortex-M4 only: the serial link (``port/mps2_an386``). ``semihosting`` is QEMU's fast
+        path; its build writes no memory report (the UART build is the one a board runs).
 
     Returns
     -------
     Path
-        ``build/<target>[-selftest][-sanitize]/aed_app`` (``aed_app.elf`` for Cortex-M4).
+        ``build/<target>[-selftest][-sanitize|-semihosting]/aed_app`` (``aed_app.elf`` for
+        Cortex-M4).
 
     Raises
     ------
@@ -69,17 +76,22 @@ def build_firmware(
     for tool in tools:
         if shutil.which(tool) is None:
             raise RuntimeError(f"building {target} needs {tool}; install it (make setup does)")
+    if link not in LINKS:
+        raise ValueError(f"link {link!r}: expected one of {', '.join(LINKS)}")
     sanitize = sanitize and target == "host"
+    link = link if target == "cortex-m4" else "uart"
     args = ["make", "-C", str(out), target, f"SELFTEST_ONLY={int(selftest_only)}"]
-    args.append(f"SANITIZE={int(sanitize)}")
+    args += [f"SANITIZE={int(sanitize)}", f"LINK={link}"]
     result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
             f"make {target} failed in {out}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
         )
-    suffix = "-selftest" * selftest_only + "-sanitize" * sanitize
+    suffix = (
+        "-selftest" * selftest_only + "-sanitize" * sanitize + "-semihosting" * (link != "uart")
+    )
     exe = out / "build" / f"{target}{suffix}" / ("aed_app" if target == "host" else "aed_app.elf")
-    if target == "cortex-m4":
+    if target == "cortex-m4" and link == "uart":
         report = memory_report(exe.with_suffix(".map"))
         report["elf"] = exe.relative_to(out).as_posix()
         report["sources_sha256"] = sources_hash(out)

@@ -2,8 +2,12 @@
 
 * ``host``: the package's native build runs with its stdin/stdout on a pseudo-terminal master;
   the port is the slave's path (``/dev/pts/N``), which any pyserial client opens.
-* ``cortex-m4``: the Cortex-M4 image boots in ``qemu-system-arm -M mps2-an386`` with UART0 on a
-  loopback TCP server; the port is ``socket://127.0.0.1:PORT``.
+* ``cortex-m4``: the Cortex-M4 image boots in ``qemu-system-arm -M mps2-an386 -icount shift=0``.
+  By default its link is Arm semihosting on QEMU's stdin/stdout, which sit on a pseudo-terminal
+  like the native build's (QEMU's UART model takes one byte per emulator main-loop turn, ~7 kB/s;
+  semihosting moves blocks: 3-s clips validate in well under a second each). With
+  ``link="uart"`` the image's UART0 driver is used instead, on a loopback TCP server; the port is
+  then ``socket://127.0.0.1:PORT``.
 
 Either way the emulator waits for the app's self-test line and a HELLO answer before it hands
 out the URL, and stops the device (its whole process group) on exit, so no process is left.
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import serial
 
-from firmware_gen.build import TARGETS, build_firmware
+from firmware_gen.build import LINKS, TARGETS, build_firmware
 from host_tools.device import Device, Hello
 from host_tools.qemu import parse_selftest, qemu_command
 
@@ -46,7 +50,9 @@ class EmulatedDevice:
     target : {"host", "cortex-m4"}
         Native process on a pty, or QEMU mps2-an386.
     exe : str or Path, optional
-        A prebuilt ``aed_app`` / ``aed_app.elf`` to run instead.
+        A prebuilt ``aed_app`` / ``aed_app.elf`` (built with ``link``) to run instead.
+    link : {"semihosting", "uart"}
+        Cortex-M4 only: the image's serial link (see the module docstring).
     boot_timeout : float
         Seconds to wait for the self-test line.
 
@@ -67,14 +73,19 @@ class EmulatedDevice:
         target: str = "host",
         *,
         exe: str | Path | None = None,
+        link: str = "semihosting",
         boot_timeout: float = BOOT_TIMEOUT_S,
     ) -> None:
         if target not in TARGETS:
             raise ValueError(f"emulate target {target!r}: expected one of {', '.join(TARGETS)}")
+        if link not in LINKS:
+            raise ValueError(f"emulate link {link!r}: expected one of {', '.join(LINKS)}")
         if target == "cortex-m4" and shutil.which("qemu-system-arm") is None:
             raise RuntimeError("emulating the Cortex-M4 needs qemu-system-arm (make setup)")
         self.fw_dir, self.target, self.boot_timeout = Path(fw_dir), target, boot_timeout
+        self.link = link if target == "cortex-m4" else "uart"
         self.exe = Path(exe) if exe is not None else None
+        self._cmd: list[str] = []
         self.url = ""
         self.selftest: dict = {}
         self.hello: Hello | None = None
@@ -86,10 +97,12 @@ class EmulatedDevice:
     def start(self) -> str:
         """Build if needed, boot, wait for the self-test line and HELLO; returns :attr:`url`."""
         if self.exe is None:
-            self.exe = build_firmware(self.fw_dir, self.target)
+            self.exe = build_firmware(self.fw_dir, self.target, link=self.link)
         try:
             if self.target == "host":
-                self._start_host()
+                self._start_pty([str(self.exe)])
+            elif self.link == "semihosting":
+                self._start_pty(qemu_command(self.exe, link="semihosting"))
             else:
                 self._start_qemu()
         except BaseException:
@@ -97,15 +110,17 @@ class EmulatedDevice:
             raise
         return self.url
 
-    def _start_host(self) -> None:
+    def _start_pty(self, cmd: list[str]) -> None:
+        """The device's stdin/stdout on a pty master; clients open the slave."""
         self._master, self._slave = os.openpty()
         tty.setraw(self._master)  # no echo, no line discipline: a clean 8-bit link
         tty.setraw(self._slave)
         self.url = os.ttyname(self._slave)
-        self._spawn([str(self.exe)], stdin=self._master, stdout=self._master)
-        self._boot_host()
+        self._cmd = cmd
+        self._spawn(cmd, stdin=self._master, stdout=self._master)
+        self._boot_pty()
 
-    def _boot_host(self) -> None:
+    def _boot_pty(self) -> None:
         # our slave fd stays open while the device runs: without it, the master would see a
         # hang-up whenever the last client closes the port, and the app would stop
         text = b""
@@ -172,12 +187,13 @@ class EmulatedDevice:
         return self._proc is not None and self._proc.poll() is None
 
     def restart(self) -> None:
-        """Power-cycle the device (host target): kill the app and boot it again on the same
-        pty, so clients keep their port and see the reset (FLAG_RESET) on their next request."""
-        if self.target != "host":
-            raise ValueError("restart is implemented for the host target")
+        """Power-cycle the device (on a pty: host, or cortex-m4 over semihosting): kill it and
+        boot it again on the same pty, so clients keep their port and see the reset
+        (FLAG_RESET) on their next request."""
+        if self._master < 0:
+            raise ValueError("restart is implemented for devices on a pty (not link='uart')")
         self._kill()
-        self._spawn([str(self.exe)], stdin=self._master, stdout=self._master)
+        self._spawn(self._cmd, stdin=self._master, stdout=self._master)
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -196,12 +212,14 @@ class EmulatedDevice:
             proc.stderr.close()
 
     def stop(self) -> None:
-        """Stop the device process group and close the pty; safe to call twice."""
-        self._kill()
-        for fd in (self._master, self._slave):
+        """Close the pty, stop the device process group; safe to call twice."""
+        # the slave first: with no client left the device reads end of input and stops serving
+        # (QEMU blocked in a semihosting read would not see SIGTERM before that)
+        for fd in (self._slave, self._master):
             if fd >= 0:
                 os.close(fd)
         self._master = self._slave = -1
+        self._kill()
 
     def wait(self) -> int:
         """Block until the device exits (or a signal arrives); returns its exit status."""

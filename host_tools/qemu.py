@@ -32,14 +32,22 @@ def parse_selftest(text: str) -> dict:
     return result
 
 
-def qemu_command(elf: str | Path, serial: str = "stdio", icount: int | None = 0) -> list[str]:
-    """``qemu-system-arm`` arguments booting ``elf`` on mps2-an386 with UART0 on ``serial``.
+def qemu_command(
+    elf: str | Path, serial: str = "stdio", icount: int | None = 0, link: str = "uart"
+) -> list[str]:
+    """``qemu-system-arm`` arguments booting ``elf`` on mps2-an386.
 
+    ``link="uart"``: UART0 on the chardev ``serial``. ``link="semihosting"`` (an image built
+    with that link): the link is QEMU's own stdin/stdout through Arm semihosting, UART0 unused.
     ``icount=0`` makes one instruction one virtual nanosecond, so a SysTick tick (25 MHz) is 40
     instructions; ``None`` runs in real time.
     """
     cmd = ["qemu-system-arm", "-M", "mps2-an386", "-display", "none", "-monitor", "none"]
-    cmd += ["-serial", serial, "-kernel", str(elf)]
+    if link == "semihosting":
+        cmd += ["-serial", "null", "-semihosting-config", "enable=on,target=native"]
+    else:
+        cmd += ["-serial", serial]
+    cmd += ["-kernel", str(elf)]
     return cmd + (["-icount", f"shift={icount}"] if icount is not None else [])
 
 

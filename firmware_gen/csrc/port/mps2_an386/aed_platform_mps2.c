@@ -1,7 +1,14 @@
 /* Platform for Arm MPS2 AN386 (Cortex-M4), as emulated by qemu-system-arm -M mps2-an386.
  *
- * UART: CMSDK UART0 at 0x40004000, polled (DATA +0x00, STATE +0x04: bit0 TX full, bit1 RX full,
- * CTRL +0x08: bit0 TX enable, bit1 RX enable, BAUDDIV +0x10), 115200 baud from the 25 MHz clock.
+ * Serial link, one of two:
+ * - UART (default): CMSDK UART0 at 0x40004000, polled (DATA +0x00, STATE +0x04: bit0 TX full,
+ *   bit1 RX full, CTRL +0x08: bit0 TX enable, bit1 RX enable, BAUDDIV +0x10), 115200 baud from
+ *   the 25 MHz clock. What a board runs.
+ * - -DAED_LINK_SEMIHOSTING: Arm semihosting SYS_READ/SYS_WRITE on ":tt", which QEMU
+ *   (-semihosting-config enable=on,target=native) maps to its own stdin/stdout. QEMU's UART model
+ *   takes one received byte per emulator main-loop turn (about 7 kB/s, 13 s per 3-s clip);
+ *   semihosting moves a block per call and blocks the emulator while the host is silent. Only
+ *   for QEMU or a debugger: on a bare board the BKPT faults.
  *
  * Cycle counter: SysTick on the processor clock, period 2^24, extended to 32 bits by counting
  * wraps in SysTick_Handler. On silicon one tick is one core cycle. QEMU clocks SysTick from the
@@ -60,6 +67,65 @@ void aed_platform_init(void)
 #endif
 }
 
+#ifdef AED_LINK_SEMIHOSTING
+#define SH_SYS_OPEN 0x01u
+#define SH_SYS_WRITE 0x05u
+#define SH_SYS_READ 0x06u
+
+static int32_t semihost(uint32_t op, const uint32_t *args)
+{
+    register uint32_t r0 __asm__("r0") = op;
+    register const uint32_t *r1 __asm__("r1") = args;
+    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    return (int32_t)r0;
+}
+
+/* ":tt" opened for reading is the console's input, for writing (mode 4, "w") its output. */
+static int32_t semihost_tty(uint32_t mode)
+{
+    const uint32_t args[3] = {(uint32_t)(uintptr_t)":tt", mode, 3u};
+    return semihost(SH_SYS_OPEN, args);
+}
+
+static int32_t link_in = -1, link_out = -1;
+static uint8_t rx_block[1024];
+static uint32_t rx_len, rx_pos;
+
+int aed_uart_getc(void)
+{
+    if (link_in < 0) {
+        link_in = semihost_tty(0u);
+    }
+    while (rx_pos == rx_len) {
+        /* blocks until the host sends something; returns the number of bytes NOT read */
+        const uint32_t args[3] = {(uint32_t)link_in, (uint32_t)(uintptr_t)rx_block,
+                                  (uint32_t)sizeof rx_block};
+        const int32_t left = semihost(SH_SYS_READ, args);
+        if (left < 0 || (uint32_t)left >= sizeof rx_block) {
+            return -1; /* end of input or error: the host closed the link */
+        }
+        rx_len = (uint32_t)sizeof rx_block - (uint32_t)left;
+        rx_pos = 0;
+    }
+    return rx_block[rx_pos++];
+}
+
+void aed_uart_write(const uint8_t *data, size_t n)
+{
+    if (link_out < 0) {
+        link_out = semihost_tty(4u);
+    }
+    while (n > 0) {
+        const uint32_t args[3] = {(uint32_t)link_out, (uint32_t)(uintptr_t)data, (uint32_t)n};
+        const int32_t left = semihost(SH_SYS_WRITE, args);
+        if (left < 0 || (size_t)left >= n) {
+            return; /* the host went away */
+        }
+        data += n - (size_t)left;
+        n = (size_t)left;
+    }
+}
+#else
 int aed_uart_getc(void)
 {
     while ((UART_STATE & UART_RX_FULL) == 0) {
@@ -76,6 +142,7 @@ void aed_uart_write(const uint8_t *data, size_t n)
         UART_DATA = data[i];
     }
 }
+#endif
 
 uint32_t aed_cycles(void)
 {
