@@ -16,6 +16,8 @@ def add_dataset_options(
     required: bool = True,
     jobs: int = 2,
     jobs_help: str = "feature worker processes",
+    cache: Path | None = Path("cache/features"),
+    cache_help: str = "feature cache root",
 ) -> None:
     """``--dataset --data --cache --skip-bad --jobs --val-fraction``: a dataset, its feature
     cache and the validate split carved from train when it has none."""
@@ -24,17 +26,20 @@ def add_dataset_options(
 
     p.add_argument(
         "--dataset",
-        default="synth",
-        choices=DATASET_KINDS,
-        help="dataset layout (default: synth, the built-in corpus)",
+        default="auto",
+        choices=("auto", *DATASET_KINDS),
+        help="dataset layout (default auto: found from its metadata file, e.g. clips.csv of "
+        "the built-in corpus or a manifest .csv; name folders explicitly)",
     )
     p.add_argument(
         "--data",
         type=Path,
         required=required,
-        help="dataset root folder" + ("" if required else " (required to run)"),
+        help="dataset root folder or manifest CSV" + ("" if required else " (required to run)"),
     )
-    p.add_argument("--cache", type=Path, default=Path("cache/features"), help="cache root")
+    p.add_argument(
+        "--cache", type=Path, default=cache, help=f"{cache_help} (default {cache or 'none'})"
+    )
     p.add_argument(
         "--skip-bad",
         action="store_true",

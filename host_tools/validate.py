@@ -49,8 +49,10 @@ from host_tools.device import (
 from host_tools.validate_report import markdown, plot_latency, plot_mismatch
 from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
+from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text, write_json
 from model_dev.frontend import Frontend
+from model_dev.stage_inputs import DatasetSpec, dataset_kind
 
 CHUNK = 32  # clips per host-reference batch (one TFLM interpreter per batch)
 MAX_LISTED = 20  # mismatches listed in full in the report
@@ -71,7 +73,9 @@ class Reference:
     decisions: np.ndarray  # bool [classes]
 
 
-def host_reference(tflite: bytes, meta, audios: Sequence[np.ndarray]) -> list[Reference]:
+def host_reference(
+    tflite: bytes, meta, audios: Sequence[np.ndarray], features: list[np.ndarray] | None = None
+) -> list[Reference]:
     """The host's answer for each clip (see the module docstring).
 
     Parameters
@@ -82,13 +86,16 @@ def host_reference(tflite: bytes, meta, audios: Sequence[np.ndarray]) -> list[Re
         Its metadata (front end, window, hop, thresholds).
     audios : sequence of np.ndarray
         int16 clips.
+    features : list of np.ndarray, optional
+        Their front-end features from the feature cache (the Python front end's, cached);
+        computed here when not given.
     """
     from model_dev.arch import window_starts
     from quantize.runtime import clip_outputs
 
     fe = Frontend(meta.frontend)
     w, h = meta.window_frames, meta.window_hop_frames
-    feats = [fe(a) for a in audios]
+    feats = [fe(a) for a in audios] if features is None else features
     return [
         Reference(f, np.asarray(window_starts(len(f), w, h), np.int64), *outputs)
         for f, outputs in zip(feats, clip_outputs(tflite, meta, feats), strict=True)
@@ -212,22 +219,8 @@ def check_hello(info: Hello, meta, model_path: str | Path) -> None:
 
 def _open_dataset(data: str | Path | Dataset, kind: str, split: str | None) -> Dataset:
     if not isinstance(data, Dataset):
-        data = load_dataset(_dataset_kind(Path(data), kind), data)
+        data = load_dataset(dataset_kind(data, kind), data)
     return data if split is None else data.subset(split)
-
-
-def _dataset_kind(data: Path, kind: str) -> str:
-    if kind == "auto":
-        if data.suffix == ".csv" or (data / "manifest.csv").exists():
-            kind = "manifest"
-        elif (data / "clips.csv").exists():
-            kind = "synth"
-        else:
-            raise ValueError(
-                f"{data}: neither a manifest .csv nor a synth corpus (clips.csv); pass the "
-                "dataset kind (--dataset)"
-            )
-    return kind
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -238,7 +231,7 @@ def _batches(n: int, size: int) -> Iterator[range]:
 def validate(
     port: str | SerialLike | Device,
     model: str | Path,
-    data: str | Path | Dataset,
+    data: str | Path | Dataset | DatasetSpec,
     *,
     dataset: str = "auto",
     split: str | None = None,
@@ -260,11 +253,14 @@ def validate(
         A pyserial URL, an open port (e.g. a ``FaultyLink``) or a connected :class:`Device`.
     model : str or Path
         The .tflite (with aedfw metadata) the device was built from.
-    data : str, Path or Dataset
-        Dataset root (synth corpus folder or manifest CSV) or a loaded dataset.
+    data : str, Path, Dataset or DatasetSpec
+        Dataset root (synth corpus folder or manifest CSV), a loaded dataset, or a
+        :class:`~model_dev.stage_inputs.DatasetSpec`, whose feature cache (if it names one)
+        gives the host's features (computed and cached under the model's front end on first
+        use).
     dataset : str
-        Dataset kind for :func:`model_dev.datasets.load_dataset`; ``"auto"``: manifest for a
-        .csv, synth for a folder with ``clips.csv``.
+        Dataset kind for :func:`model_dev.datasets.load_dataset`; ``"auto"``: found from the
+        metadata file (:func:`model_dev.stage_inputs.dataset_kind`).
     split : str, optional
         Only this split (default: all clips).
     limit : int, optional
@@ -303,6 +299,11 @@ def validate(
         raise ValueError(f"on_reset must be 'resume' or 'stop', got {on_reset!r}")
     model, out = Path(model), Path(out)
     meta, tflite, _ = check_model(model)
+    features = None
+    if isinstance(data, DatasetSpec):
+        if data.cache is not None:
+            features = data.features(meta.frontend, progress=progress)
+        data = data.load()
     ds = _open_dataset(data, dataset, split)
     indices = list(range(len(ds)))[:limit]
     if not indices:
@@ -318,6 +319,7 @@ def validate(
         check_hello(dev.info or dev.hello(), meta, model)
         run = _Run(dev, _port_name(port), meta, tflite, model, on_reset, max_resets)
         run.progress = (out / PROGRESS, identity)
+        run.features = features
         run.restore(done, ds)
         report = run.validate(ds, indices, progress)
     finally:
@@ -398,6 +400,14 @@ class _Run:
     stopped: str | None = None
     pair: tuple | None = None  # (clip, host features, device features, diff) of the first
     n_resumed: int = 0  # clips taken over from progress.json
+    features: FeatureSet | None = None  # cached host features (validate() with a DatasetSpec)
+
+    def _cached(self, ds: Dataset, clips: list[int]) -> list[np.ndarray] | None:
+        """The cached features of ``clips`` of ``ds`` (None without a feature cache)."""
+        if self.features is None:
+            return None
+        row = {clip_id: k for k, clip_id in enumerate(self.features.clip_ids)}
+        return [self.features.clip(row[ds.clips[i].clip_id]) for i in clips]
 
     def _truth(self, ds: Dataset) -> np.ndarray:
         """Every clip's labels in the model's class order (0 for classes ``ds`` lacks)."""
@@ -439,7 +449,7 @@ class _Run:
             for batch in _batches(len(todo), CHUNK):
                 clips = [todo[i] for i in batch]
                 audios = [ds.load(i) for i in clips]
-                refs = host_reference(self.tflite, self.meta, audios)
+                refs = host_reference(self.tflite, self.meta, audios, self._cached(ds, clips))
                 for i, audio, ref in zip(clips, audios, refs, strict=True):
                     got = self._classify(audio, ds.clips[i].clip_id, i)
                     if got is None:

@@ -20,6 +20,39 @@ from model_dev.features import FeatureSet, features
 from model_dev.frontend import FrontendConfig
 from model_dev.val_split import carve_validation
 
+#: Files that identify a layout for ``kind="auto"``, tried in this order.
+_MARKERS = (
+    ("clips.csv", "synth"),
+    ("annotations.csv", "sonyc-ust"),
+    ("meta/esc50.csv", "esc50"),
+    ("metadata/UrbanSound8K.csv", "urbansound8k"),
+    ("manifest.csv", "manifest"),
+)
+
+
+def dataset_kind(root: str | Path, kind: str = "auto") -> str:
+    """``kind``, or for ``"auto"`` the layout of ``root``: ``manifest`` for a .csv file, else the
+    layout whose metadata file ``root`` holds (``folders`` must be named).
+
+    Raises
+    ------
+    ValueError
+        ``"auto"`` and no known metadata file; the message names ``root`` and the files looked for.
+    """
+    if kind != "auto":
+        return kind
+    root = Path(root)
+    if root.suffix == ".csv":
+        return "manifest"
+    for marker, name in _MARKERS:
+        if (root / marker).is_file():
+            return name
+    looked = ", ".join(marker for marker, _ in _MARKERS)
+    raise ValueError(
+        f"{root}: no known dataset layout (looked for {looked}); pass the dataset kind "
+        "(--dataset; folders for a folder per class)"
+    )
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -30,9 +63,10 @@ class DatasetSpec:
     root : Path
         Dataset root folder (or manifest CSV for ``kind="manifest"``).
     kind : str
-        Layout, one of :data:`model_dev.datasets.DATASET_KINDS` (default ``synth``).
-    cache : Path
-        Feature cache root.
+        Layout, one of :data:`model_dev.datasets.DATASET_KINDS` (default ``synth``), or
+        ``"auto"`` (:func:`dataset_kind`).
+    cache : Path or None
+        Feature cache root (None only where a stage can do without features, e.g. validation).
     skip_bad : bool
         Leave out unreadable audio files (listed in the feature set) instead of failing.
     jobs : int
@@ -45,7 +79,7 @@ class DatasetSpec:
 
     root: Path
     kind: str = "synth"
-    cache: Path = Path("cache/features")
+    cache: Path | None = Path("cache/features")
     skip_bad: bool = False
     jobs: int = 2
     val_fraction: float | None = None
@@ -53,7 +87,8 @@ class DatasetSpec:
     def load(self) -> Dataset:
         """The dataset's clip list (:func:`model_dev.datasets.load_dataset`), with a validate
         split carved from train if it has none."""
-        dataset = load_dataset(self.kind, self.root, skip_bad=self.skip_bad)
+        kind = dataset_kind(self.root, self.kind)
+        dataset = load_dataset(kind, self.root, skip_bad=self.skip_bad)
         return carve_validation(dataset, self.val_fraction)
 
     def features(self, frontend: FrontendConfig, *, progress: bool = True) -> FeatureSet:

@@ -28,9 +28,12 @@ class Commands:
         self._top = top
         self._groups: dict[str, argparse._SubParsersAction] = {}
 
-    def add(self, name: str, help_text: str, run: Run) -> argparse.ArgumentParser:
+    def add(
+        self, name: str, help_text: str, run: Run, examples: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
         """Add command ``name`` (one word, or two for a group: ``"data synth"``).
 
+        ``examples`` are whole command lines shown under ``--help`` (a test parses each).
         Returns the command's parser, for its options; ``args.run`` is set to ``run``.
         """
         *group, word = name.split()
@@ -41,7 +44,13 @@ class Commands:
                 parser = self._top.add_parser(head, help=f"{head} commands")
                 self._groups[head] = parser.add_subparsers(dest="subcommand", required=True)
             sub = self._groups[head]
-        p = sub.add_parser(word, help=help_text, description=help_text)
+        p = sub.add_parser(
+            word,
+            help=help_text,
+            description=help_text,
+            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(run=run)
         p.add_argument(
             "--verbose",

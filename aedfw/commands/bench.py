@@ -6,9 +6,13 @@ import argparse
 
 from aedfw.commands import Commands
 
+EXAMPLES = ("aedfw bench --port /dev/ttyACM0 -n 100 --warmup 10",)
+
 
 def register(commands: Commands) -> None:
-    p = commands.add("bench", "timed inferences on the device over a serial port", run)
+    p = commands.add(
+        "bench", "timed inferences on the device over a serial port", run, examples=EXAMPLES
+    )
     p.add_argument("--port", required=True, help="pyserial URL or device path")
     p.add_argument("-n", type=int, default=100, help="timed runs per repeat")
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first")

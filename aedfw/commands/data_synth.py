@@ -7,9 +7,14 @@ from pathlib import Path
 
 from aedfw.commands import Commands
 
+EXAMPLES = (
+    "aedfw data synth --preset tiny --out data/tiny",
+    "aedfw data synth --preset small --out data/small --seed 1 --jobs 2",
+)
+
 
 def register(commands: Commands) -> None:
-    p = commands.add("data synth", "generate the built-in synthetic corpus", run)
+    p = commands.add("data synth", "generate the built-in synthetic corpus", run, examples=EXAMPLES)
     p.add_argument("--preset", default="default", help="tiny | small | default | large")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)

@@ -8,10 +8,15 @@ from pathlib import Path
 
 from aedfw.commands import Commands
 
+EXAMPLES = ("aedfw data synth-machines --size tiny --out data/machines",)
+
 
 def register(commands: Commands) -> None:
     p = commands.add(
-        "data synth-machines", "generate the synthetic machine corpus (anomaly detection)", run
+        "data synth-machines",
+        "generate the synthetic machine corpus (anomaly detection)",
+        run,
+        examples=EXAMPLES,
     )
     p.add_argument("--size", default="default", help="tiny | default")
     p.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")

@@ -7,9 +7,14 @@ from pathlib import Path
 
 from aedfw.commands import Commands
 
+EXAMPLES = (
+    "aedfw demo",
+    "aedfw demo --out runs/demo-host --target host --validate-clips 4",
+)
+
 
 def register(commands: Commands) -> None:
-    p = commands.add("demo", "run the whole chain on the built-in corpus", run)
+    p = commands.add("demo", "run the whole chain on the built-in corpus", run, examples=EXAMPLES)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
     p.add_argument("--preset", default="small", help="built-in corpus size (default small)")
     p.add_argument("--seed", type=int, default=0)

@@ -8,12 +8,19 @@ from pathlib import Path
 from aedfw.commands import Commands
 from aedfw.options import add_dataset_options, add_device_option, dataset_spec
 
+EXAMPLES = (
+    "aedfw evaluate runs/s5k/best.pt --data data/small",
+    "aedfw evaluate runs/s5k/best.pt --data clips.csv --split test --target-precision 0.9",
+    "aedfw evaluate runs/fan-ae.pt --data data/machines",
+)
+
 
 def register(commands: Commands) -> None:
     p = commands.add(
         "evaluate",
         "AUPRC, PR curves and thresholds of a tagging checkpoint; AUC/pAUC of an anomaly one",
         run,
+        examples=EXAMPLES,
     )
     p.add_argument("checkpoint", type=Path, help="checkpoint (best.pt, or an anomaly .pt)")
     add_dataset_options(p)

@@ -7,9 +7,14 @@ import argparse
 from aedfw.commands import Commands
 from aedfw.options import add_dataset_options, add_frontend_option, dataset_spec
 
+EXAMPLES = (
+    "aedfw features --data data/small",
+    "aedfw features --dataset manifest --data clips.csv --val-fraction 0.15 --cache cache/features",
+)
+
 
 def register(commands: Commands) -> None:
-    p = commands.add("features", "precompute and cache front-end features", run)
+    p = commands.add("features", "precompute and cache front-end features", run, examples=EXAMPLES)
     add_dataset_options(p)
     add_frontend_option(p)
 

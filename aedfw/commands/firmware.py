@@ -7,12 +7,18 @@ from pathlib import Path
 
 from aedfw.commands import Commands
 
+EXAMPLES = (
+    "aedfw firmware models/s5k.tflite --out fw/s5k --build cortex-m4",
+    "aedfw firmware models/s5k.tflite --out fw/s5k --golden-audio clip.wav",
+)
+
 
 def register(commands: Commands) -> None:
     p = commands.add(
         "firmware",
         "generate the C firmware package (library, ports, app, aed.mk, CMake) for a model",
         run,
+        examples=EXAMPLES,
     )
     p.add_argument("model", type=Path, help="int8 .tflite with aedfw metadata")
     p.add_argument("--out", type=Path, required=True, help="package folder")

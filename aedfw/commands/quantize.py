@@ -8,12 +8,19 @@ from pathlib import Path
 from aedfw.commands import Commands
 from aedfw.options import add_dataset_options, dataset_spec
 
+EXAMPLES = (
+    "aedfw quantize runs/s5k/best.pt --data data/small --out models/s5k.tflite",
+    "aedfw quantize runs/s5k/best.pt --data data/small --out models/s5k.tflite --limit 50 "
+    "--verbose",
+)
+
 
 def register(commands: Commands) -> None:
     p = commands.add(
         "quantize",
         "student checkpoint -> full-int8 .tflite with metadata, AUPRC and parity report",
         run,
+        examples=EXAMPLES,
     )
     p.add_argument("checkpoint", type=Path, help="student checkpoint (best.pt)")
     add_dataset_options(p)

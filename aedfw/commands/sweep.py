@@ -9,6 +9,14 @@ from pathlib import Path
 from aedfw.commands import Commands
 from aedfw.options import add_dataset_options, add_device_option, comma_list, dataset_spec
 
+EXAMPLES = (
+    "aedfw sweep --data data/small --teacher runs/teacher/best.pt --out runs/sweep --students "
+    "s5k --seeds 0,1,2 --jobs 2",
+    "aedfw sweep --data data/small --teacher runs/teacher/best.pt --out runs/sweep --backend ray "
+    "--address auto",
+    "aedfw sweep --out runs/sweep --report-only",
+)
+
 
 def register(commands: Commands) -> None:
     p = commands.add(
@@ -16,6 +24,7 @@ def register(commands: Commands) -> None:
         "students x {none, kd, sp, iusp, kd+sp, kd+iusp} x seeds against one teacher: "
         "paired AUPRC table, RI, Pareto plot",
         run,
+        examples=EXAMPLES,
     )
     p.add_argument("--out", type=Path, required=True, help="sweep folder")
     p.add_argument(

@@ -14,11 +14,26 @@ if TYPE_CHECKING:
     from model_dev.train_config import TrainConfig
 
 
+TEACHER_EXAMPLES = (
+    "aedfw train teacher --data data/small --out runs/teacher",
+    "aedfw train teacher --dataset folders --data sounds/ --val-fraction 0.2 --out runs/t",
+)
+STUDENT_EXAMPLES = (
+    "aedfw train student --data data/small --out runs/s5k",
+    "aedfw train student --data data/small --out runs/s5k-iusp --teacher runs/teacher/best.pt "
+    "--distill kd,iusp --weights 1,1",
+    "aedfw train student --data clips.csv --arch s20k --out runs/s20k --epochs 50 --resume",
+)
+
+
 def register(commands: Commands) -> None:
-    teacher = commands.add("train teacher", "train the teacher", run)
+    teacher = commands.add("train teacher", "train the teacher", run, examples=TEACHER_EXAMPLES)
     add_options(teacher, student=False)
     student = commands.add(
-        "train student", "train a student, optionally distilled from a teacher checkpoint", run
+        "train student",
+        "train a student, optionally distilled from a teacher checkpoint",
+        run,
+        examples=STUDENT_EXAMPLES,
     )
     add_options(student, student=True)
 

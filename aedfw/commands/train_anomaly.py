@@ -9,16 +9,29 @@ from pathlib import Path
 from aedfw.commands import Commands
 from aedfw.options import add_device_option, comma_list
 
+EXAMPLES = (
+    "aedfw train anomaly --method dense_ae --data data/machines --out runs/fan-ae.pt --types fan",
+    "aedfw train anomaly --method id_classifier --dataset mimii --data mimii/ --out runs/id.pt",
+)
+
 
 def register(commands: Commands) -> None:
     from model_dev.anomaly.detectors import METHODS
 
-    p = commands.add("train anomaly", "train an anomaly detector per machine type", run)
+    p = commands.add(
+        "train anomaly", "train an anomaly detector per machine type", run, examples=EXAMPLES
+    )
     p.add_argument("--method", required=True, choices=list(METHODS), help="detector")
     p.add_argument("--data", type=Path, required=True, help="machine dataset root")
-    p.add_argument("--layout", default="dcase", choices=("dcase", "mimii"), help="dataset layout")
+    p.add_argument(
+        "--dataset",
+        "--layout",
+        default="dcase",
+        choices=("dcase", "mimii"),
+        help="machine dataset layout (default dcase; --layout is the old name)",
+    )
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
-    p.add_argument("--cache", type=Path, default=Path("cache/features"), help="feature cache")
+    p.add_argument("--cache", type=Path, default=Path("cache/features"), help="feature cache root")
     p.add_argument("--types", help="machine types, comma-separated (default: all)")
     p.add_argument("--ids", help="train on these machine IDs only (zero-shot source)")
     p.add_argument("--init", type=Path, help="checkpoint of the same method to fine-tune from")
@@ -36,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
 
     cfg = FitConfig(args.epochs, args.batch_size, args.lr, args.seed, args.device, args.max_windows)
     out = train_anomaly(
-        args.data, args.out, args.method, kind=args.layout, types=comma_list(args.types),
+        args.data, args.out, args.method, kind=args.dataset, types=comma_list(args.types),
         ids=comma_list(args.ids), cfg=cfg, init=args.init, cache_dir=args.cache,
     )  # fmt: skip
     print(f"anomaly checkpoint: {out}")

@@ -6,6 +6,13 @@ import argparse
 from pathlib import Path
 
 from aedfw.commands import Commands
+from aedfw.options import add_dataset_options, dataset_spec
+
+EXAMPLES = (
+    "aedfw validate --port /dev/ttyACM0 --model models/s5k.tflite --data data/small --split test",
+    "aedfw validate --port socket://127.0.0.1:4321 --model models/s5k.tflite --data clips.csv "
+    "--limit 20 --cache cache/features",
+)
 
 
 def register(commands: Commands) -> None:
@@ -13,11 +20,16 @@ def register(commands: Commands) -> None:
         "validate",
         "hardware-in-the-loop validation over a serial port: exit 0 only if all matched",
         run,
+        examples=EXAMPLES,
     )
     p.add_argument("--port", required=True, help="pyserial URL or device path")
     p.add_argument("--model", type=Path, required=True, help="the device's .tflite")
-    p.add_argument("--data", type=Path, required=True, help="dataset root or manifest CSV")
-    p.add_argument("--dataset", default="auto", help="dataset kind (default: auto)")
+    add_dataset_options(
+        p,
+        cache=None,
+        cache_help="take the host reference's features from this feature cache (computed and "
+        "cached for the whole dataset on first use; without it they are computed per clip)",
+    )
     p.add_argument("--split", help="only this split (default: all clips)")
     p.add_argument("--limit", type=int, help="only the first N clips")
     p.add_argument("--out", type=Path, default=Path("runs/validate"), help="report folder")
@@ -38,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     r = validate(
         args.port,
         args.model,
-        args.data,
-        dataset=args.dataset,
+        dataset_spec(args),
         split=args.split,
         limit=args.limit,
         out=args.out,

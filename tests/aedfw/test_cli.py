@@ -113,7 +113,7 @@ def test_a_new_command_module_plugs_into_a_group():
     args = parser.parse_args(["data", "extra", "--data", "d", "--skip-bad", "--jobs", "3"])
     assert args.run(args) == 7
     spec = dataset_spec(args)
-    assert (spec.kind, str(spec.root), spec.skip_bad, spec.jobs) == ("synth", "d", True, 3)
+    assert (spec.kind, str(spec.root), spec.skip_bad, spec.jobs) == ("auto", "d", True, 3)
 
 
 def test_dataset_options_are_shared(tmp_path):

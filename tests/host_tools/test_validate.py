@@ -44,6 +44,22 @@ def test_native_device_validates_through_the_cli(tiny, host_device, tmp_path, ca
     assert (out / "report.md").read_text().startswith("# aedfw validation: PASS")
 
 
+def test_cli_takes_host_features_from_the_feature_cache(tiny, host_device, tmp_path, capsys):
+    import numpy as np
+
+    cache, out = tmp_path / "cache", tmp_path / "report"
+    args = ["validate", "--port", host_device.url, "--model", str(tiny.model), "--limit", "3"]
+    args += ["--data", str(tiny.data), "--cache", str(cache), "--out", str(out)]
+    assert main(args) == 0, capsys.readouterr()
+    (entry,) = cache.iterdir()  # the dataset's features under the model's front end
+    assert entry.name.endswith(TINY_FE.short_hash)
+    feats = np.load(entry / "features.npy")
+    feats[0, 0] += 1  # a cache that disagrees with the device shows the cache was used
+    np.save(entry / "features.npy", feats)
+    assert main(args) == 1
+    assert "mismatch in" in capsys.readouterr().out
+
+
 def test_altered_front_end_table_fails_naming_the_first_mismatch(tiny, tmp_path, capsys):
     fw = tmp_path / "fw"
     shutil.copytree(tiny.fw, fw, ignore=shutil.ignore_patterns("build"))
