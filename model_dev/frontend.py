@@ -36,6 +36,7 @@ from functools import cached_property
 
 import numpy as np
 
+from model_dev import frontend_native
 from model_dev.audio import SAMPLE_RATE
 from model_dev.config_io import JsonConfig
 
@@ -547,6 +548,9 @@ class Frontend:
         tables: FrontendTables | None = None,
     ):
         self.cfg = cfg or FrontendConfig()
+        # clips go through the device's C (model_dev.frontend_native) when it was built for this
+        # config; tables passed in may differ from the config's, so only with our own tables
+        self.native = tables is None and frontend_native.available(self.cfg.short_hash)
         self.tables = tables or make_tables(self.cfg)  # pass tables to skip librosa's import
         self.chunk_frames = chunk_frames  # bounds the temporaries (cache-sized) for long clips
         self._plan = _make_plan(self.cfg, self.tables)
@@ -563,7 +567,16 @@ class Frontend:
         return out
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """int16 mono audio -> int8 features [n_frames, n_mels]."""
+        """int16 mono audio -> int8 features [n_frames, n_mels] (the C extension's bytes, which
+        are :meth:`reference`'s, when :attr:`native`)."""
+        if self.native and isinstance(audio, np.ndarray):
+            if audio.dtype == np.int16 and audio.ndim == 1:
+                n = self.cfg.n_frames(len(audio))
+                return frontend_native.clip_features(audio, n, self.cfg.n_mels)
+        return self.reference(audio)
+
+    def reference(self, audio: np.ndarray) -> np.ndarray:
+        """The numpy specification: int16 mono audio -> int8 features [n_frames, n_mels]."""
         return self.features_from_frames(frame_signal(audio, self.cfg))
 
     def dequantize(self, features: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: the tests render report.html headless (tests/host_tools/test_report.py).
-APT_PACKAGES=(gcc make cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind chromium)
+# python3-dev: Python.h for the C front-end extension (setup.py).
+APT_PACKAGES=(gcc make cmake python3-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind chromium)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -33,9 +34,12 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
     exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# Reinstall only when the pinned requirements changed.
+# Reinstall only when the pinned requirements or the C extension's sources (setup.py builds the
+# device's front end into model_dev._aed_frontend) changed.
 stamp=.venv/.aedfw-requirements
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt setup.py firmware_gen/csrc/aed/src/aed_frontend.c \
+    firmware_gen/csrc/aed/include/aed_frontend.h firmware_gen/csrc/pyext/*.c \
+    firmware_gen/csrc/pyext/default/* | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages into .venv (pinned by constraints.txt)"
     .venv/bin/python -m pip install -q --upgrade pip
