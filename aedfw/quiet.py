@@ -5,7 +5,8 @@ TensorFlow, LiteRT and the TFLM runtime log from C++ straight to file descriptor
 to cuInit`` on a machine without a GPU), ignoring Python's ``sys.stderr`` and, for the earliest
 lines, ``TF_CPP_MIN_LOG_LEVEL``. :func:`library_output` points descriptor 2 at a temporary file
 for the length of a command and keeps Python's ``sys.stderr`` (tqdm, aedfw's messages, errors)
-on the terminal; Python warnings raised in other packages (the converter's, say) are dropped.
+on the terminal; Python warnings raised in other packages (the converter's, say) and Python
+log records up to WARNING (Ray's start-up notes, absl's) are dropped.
 When the command fails the captured lines are shown after all, since they may explain why;
 ``--verbose`` leaves descriptor 2 and the warnings alone.
 """
@@ -13,6 +14,7 @@ When the command fails the captured lines are shown after all, since they may ex
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -62,11 +64,13 @@ def library_output(verbose: bool) -> Iterator[Captured]:
     python_stderr = sys.stderr
     if _stderr_is_fd2():  # Python's own writes keep going to the terminal
         sys.stderr = open(os.dup(terminal), "w", buffering=1, errors="backslashreplace")  # noqa: SIM115
+    logging.disable(logging.WARNING)  # aedfw itself does not log: these are the libraries'
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=_LIBRARY)
             yield Captured(log)
     finally:
+        logging.disable(logging.NOTSET)
         if sys.stderr is not python_stderr:
             sys.stderr.close()
             sys.stderr = python_stderr

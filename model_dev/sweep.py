@@ -8,7 +8,8 @@ Every (student, method, seed) is one :func:`~model_dev.train.train` run in
 ``result.json`` (metrics, per-class AP and operating points) that marks the job done.
 Re-running the sweep skips done jobs, resumes interrupted ones (``train(resume=True)`` from
 ``last.pt``) and refuses a done job whose training config differs from the sweep's (use another
-``OUT``). Jobs run in ``jobs`` spawned processes with ``threads`` torch threads each.
+``OUT``). Jobs run in ``jobs`` spawned processes with ``threads`` torch threads each, or with
+``backend="ray"`` as Ray tasks on a local Ray or a cluster (:mod:`model_dev.sweep_ray`).
 
 Methods (arms)
 --------------
@@ -59,6 +60,8 @@ from model_dev.train_config import TrainConfig
 # Running
 # --------------------------------------------------------------------------------------------
 _WORKER_FS: FeatureSet | None = None
+#: Where jobs run: local processes, or Ray tasks (model_dev.sweep_ray).
+BACKENDS = ("local", "ray")
 
 
 def _init_worker(feature_set: FeatureSet, threads: int) -> None:
@@ -163,6 +166,8 @@ def sweep(
     threads: int | None = None,
     progress: bool = True,
     on_result: Callable[[dict], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> dict:
     """Run (or continue) a sizing sweep and write its report.
 
@@ -187,6 +192,11 @@ def sweep(
     on_result : callable, optional
         Called in this process with each finished job's ``result.json`` content, as jobs
         finish (e.g. to export results while a long sweep runs).
+    backend : {"local", "ray"}
+        ``local``: ``jobs`` processes on this machine; ``ray``: one Ray task per job
+        (:mod:`model_dev.sweep_ray`), same jobs, same results, same resumability.
+    address : str, optional
+        With ``backend="ray"``: a running Ray cluster; None starts a local Ray.
 
     Returns
     -------
@@ -202,6 +212,8 @@ def sweep(
     """
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: must be >= 1")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
     out, teacher = Path(out_dir), Path(teacher)
     fs = data if isinstance(data, FeatureSet) else checkpoint_inputs(teacher, data).features
     out.mkdir(parents=True, exist_ok=True)
@@ -213,9 +225,13 @@ def sweep(
         (skipped if _is_done(name, cfg, job_dir) else todo).append((name, cfg, job_dir))
     write_json(out / "sweep_config.json", {"config": config.to_dict(), "teacher": str(teacher)})
     _teacher_result(teacher, fs, out, config.split)
-    failed = _run_jobs(
-        todo, config.split, fs, jobs, threads, progress, on_result or (lambda r: None)
-    )
+    on_result = on_result or (lambda r: None)
+    if backend == "ray":
+        from model_dev.sweep_ray import run_jobs_ray
+
+        failed = run_jobs_ray(todo, config.split, fs, threads, progress, on_result, address)
+    else:
+        failed = _run_jobs(todo, config.split, fs, jobs, threads, progress, on_result)
     report = write_report(out)
     report |= {
         "ran": [t[0] for t in todo if t[0] not in failed],

@@ -49,6 +49,18 @@ def register(commands: Commands) -> None:
         )
     add_device_option(p)
     p.add_argument("--threads", type=int, help="torch threads per job (default cores/jobs)")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="where jobs run: local processes (default) or Ray tasks, one per job, one GPU "
+        "each when the cluster has GPUs (docs/sweep.md)",
+    )
+    p.add_argument(
+        "--address",
+        help="--backend ray: a running cluster (auto, HOST:6379 or ray://HOST:10001); "
+        "default: start a local Ray on this machine's cores",
+    )
 
 
 def sweep_config(args: argparse.Namespace):
@@ -89,7 +101,12 @@ def run(args: argparse.Namespace) -> None:
             raise ValueError("sweep: --data and --teacher are required (unless --report-only)")
         cfg = sweep_config(args)
         fs = checkpoint_inputs(args.teacher, dataset_spec(args), expect_kind="teacher").features
-        report = sweep(cfg, fs, args.teacher, args.out, jobs=args.jobs, threads=args.threads)
+        if args.address and args.backend != "ray":
+            raise ValueError("sweep: --address needs --backend ray")
+        report = sweep(
+            cfg, fs, args.teacher, args.out, jobs=args.jobs, threads=args.threads,
+            backend=args.backend, address=args.address,
+        )  # fmt: skip
     print(Path(report["files"]["markdown"]).read_text(), end="")
     if report["missing"]:
         print(f"{len(report['missing'])} job(s) without results yet: {report['missing']}")
