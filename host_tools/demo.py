@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_gen.host_build import build_frontend_cli, run_frontend_cli
+from host_tools.demo_report import demo_html
 from model_dev.arch import vgg
 from model_dev.baseline import mean_feature_baseline
 from model_dev.config_io import json_finite
@@ -159,6 +160,7 @@ def demo(
     }
     atomic_write_text(out / "report.json", json.dumps(json_finite(report), indent=1) + "\n")
     atomic_write_text(out / "report.md", _markdown(report, out))
+    demo_html(out)
     return out / "report.md"
 
 
@@ -195,19 +197,20 @@ def _train_and_quantize(out: Path, fs, cfg: DemoConfig, seed: int, clock, progre
         teacher = train(
             teacher_cfg, fs, out / "teacher", spec=DEMO_TEACHER, resume=True, progress=progress
         )
-        teacher_eval = evaluate(teacher, fs, "test", device="cpu")
+        teacher_eval = evaluate(teacher, fs, "test", teacher.parent / "eval-test", device="cpu")
     clock.lap("teacher_s")
     clock.step(5, f"student {cfg.student} without distillation ({cfg.student_epochs} epochs)")
     plain_cfg = TrainConfig(arch=cfg.student, epochs=cfg.student_epochs, **common)
     with _torch_threads(cfg.torch_threads):
         plain = train(plain_cfg, fs, out / "student-none", resume=True, progress=progress)
-        plain_eval = evaluate(plain, fs, "test", device="cpu")
+        plain_eval = evaluate(plain, fs, "test", plain.parent / "eval-test", device="cpu")
     clock.lap("student_none_s")
     clock.step(6, f"student {cfg.student}, IUSP-distilled, same seed ({cfg.student_epochs} epochs)")
     student_cfg = dataclasses.replace(plain_cfg, teacher=str(teacher), iusp=cfg.iusp)
     with _torch_threads(cfg.torch_threads):
         student = train(student_cfg, fs, out / "student", resume=True, progress=progress)
-        student_eval = evaluate(student, fs, "test", device="cpu")  # also stores thresholds
+        # also stores thresholds; PR curves for report.html
+        student_eval = evaluate(student, fs, "test", student.parent / "eval-test", device="cpu")
     clock.lap("student_s")
     clock.step(7, "full-int8 TFLite")
     model = out / f"{cfg.student}.tflite"

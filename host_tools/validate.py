@@ -46,7 +46,7 @@ from host_tools.device import (
     SerialLike,
     open_device,
 )
-from host_tools.validate_report import markdown, plot_latency, plot_mismatch
+from host_tools.validate_report import markdown, plot_features, plot_latency, plot_mismatch
 from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
 from model_dev.features import FeatureSet
@@ -371,6 +371,11 @@ def _write_outputs(report: dict, run: _Run, out: Path) -> None:
     if run.pair is not None:
         report["files"]["mismatch_png"] = str(out / "mismatch.png")
         plot_mismatch(out / "mismatch.png", run.pair, report)
+    if run.first is not None:
+        report["files"]["host_vs_device_png"] = str(out / "host_vs_device.png")
+        same = np.array_equal(run.first[1], run.first[2])
+        note = "identical" if same else "features differ"
+        plot_features(out / "host_vs_device.png", *run.first, note)
     plot_latency(out / "latency.png", run.latency, run.window_cycles)
     atomic_write_text(out / "report.json", json.dumps(json_finite(report), indent=1) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
@@ -399,6 +404,7 @@ class _Run:
     stage: dict = field(default_factory=lambda: {"frontend": [], "model": [], "post": []})
     stopped: str | None = None
     pair: tuple | None = None  # (clip, host features, device features, diff) of the first
+    first: tuple | None = None  # (clip, host features, device features) of the first clip
     n_resumed: int = 0  # clips taken over from progress.json
     features: FeatureSet | None = None  # cached host features (validate() with a DatasetSpec)
 
@@ -507,6 +513,8 @@ class _Run:
                 "device_scores": got.clip_scores.tolist(),
             }
         )
+        if self.first is None:
+            self.first = (clip_id, ref.features, got.features)
         if mismatch is not None:
             self.mismatches.append(mismatch)
             if self.pair is None:

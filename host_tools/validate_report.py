@@ -35,6 +35,11 @@ def plot_latency(path: Path, latency: list[float], window_cycles: list[int]) -> 
 def plot_mismatch(path: Path, pair, report: dict) -> None:
     """Host vs device features of the first mismatching clip (``mismatch.png``)."""
     clip_id, host, device, diff = pair
+    plot_features(path, clip_id, host, device, diff["message"])
+
+
+def plot_features(path: Path, clip_id: str, host, device, note: str) -> None:
+    """One clip's features: host, device and their difference side by side."""
     plt = _plt()
     n = min(len(host), len(device))
     delta = device[:n].astype(np.int16) - host[:n].astype(np.int16)
@@ -49,7 +54,7 @@ def plot_mismatch(path: Path, pair, report: dict) -> None:
         ax.set(title=title, xlabel="frame")
         fig.colorbar(im, ax=ax)
     axes[0].set_ylabel("mel band")
-    fig.suptitle(f"{clip_id}: {diff['message']}", fontsize=8)
+    fig.suptitle(f"{clip_id}: {note}", fontsize=8)
     fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 

@@ -54,4 +54,4 @@ def run(args: argparse.Namespace) -> None:
         f"student {config.student}, test micro-AUPRC (float, seed {args.seed}): "
         f"no distillation {none:.3f}, IUSP {iusp:.3f} ({iusp - none:+.3f})"
     )
-    print(f"report: {report}")
+    print(f"report: {report} (and {report.with_suffix('.html')}, one page with every figure)")

@@ -1,0 +1,206 @@
+"""``report.html`` of a demo run: one self-contained page gathering what the run wrote.
+
+Sections (each an anchor): AUPRC table (micro, macro and per-class AP of every model), PR curves
+(the test split, from each model's evaluation), Pareto plot (micro-AUPRC against int8 weight
+bytes), quantisation and parity (float vs int8 scores, TFLM vs LiteRT), memory map (flash and
+RAM of the Cortex-M4 image per part), validation (pass/fail, cycles, the link, host-vs-device
+features and scores, latency). It is built from the run folder's files only (``report.json``,
+the evaluations' ``pr_test.png``, the quantiser's report, ``fw/memory.json``, the validation
+folder), so it can be rebuilt for any finished run with :func:`demo_html`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from model_dev.html_report import HtmlReport, png_of
+
+#: The demo's models: report key, run sub-folder, label.
+MODELS = (
+    ("teacher", "teacher", "teacher"),
+    ("student_none_float", "student-none", "student, no distillation"),
+    ("student_float", "student", "student, IUSP"),
+)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def demo_html(run: str | Path) -> Path:
+    """Write ``run/report.html`` from a finished demo run folder; returns its path.
+
+    Raises
+    ------
+    FileNotFoundError
+        The run has no ``report.json`` (not finished); the message names it.
+    """
+    run = Path(run)
+    r = json.loads((run / "report.json").read_text())
+    cfg = r["config"]
+    page = HtmlReport(f"aedfw demo: {cfg['student']} on the {r['corpus']['preset']} corpus")
+    v = r["validation"]
+    verdict = "PASS" if v["passed"] else "FAIL"
+    page.text(
+        f"Validation {verdict}: {v['n_matched']}/{v['n_requested']} test clips byte-identical "
+        f"on the emulated {cfg['target']} device. Corpus seed {r['corpus']['seed']}, "
+        f"{r['corpus']['clips']} clips, {len(r['corpus']['classes'])} classes; front end "
+        f"{r['frontend']['hash'][:12]}.",
+        "pass" if v["passed"] else "fail",
+    )
+    _auprc(page, r)
+    page.section("pr-curves", "PR curves (test split)")
+    for _, folder, label in MODELS:
+        png = run / folder / "eval-test" / "pr_test.png"
+        if png.is_file():
+            page.figure(png, f"{label}: precision-recall per class")
+    _pareto(page, run, r)
+    _quantisation(page, run, r)
+    _memory(page, r["memory"])
+    _validation(page, run, r)
+    page.section("timings", "Timings")
+    page.table(
+        ["stage", "wall s", "CPU s"],
+        [[k.removesuffix("_s"), r["timings"][k], r["cpu_s"][k]] for k in r["timings"]]
+        + [["total", r["total_s"], r["total_cpu_s"]]],
+    )
+    return page.write(run / "report.html")
+
+
+def _auprc(page: HtmlReport, r: dict) -> None:
+    a, classes, student = r["auprc"], r["corpus"]["classes"], r["config"]["student"]
+    rows = [
+        ("trivial baseline (mean log-mel)", r["baseline_auprc"]),
+        (f"teacher ({r['config']['teacher_arch']})", a["teacher"]),
+        (f"{student} float, no distillation", a["student_none_float"]),
+        (f"{student} float, IUSP (same seed)", a["student_float"]),
+        (f"{student} int8 (TFLM, host)", a["student_int8"]),
+        (f"{student} int8 on the device ({r['validation']['n_requested']} clips)", a["device"]),
+        ("same clips, int8 on the host", a["device_host_reference"]),
+    ]
+    page.section("auprc", "AUPRC")
+    page.table(
+        ["model", "micro", "macro", *classes],
+        [[n, (m or {}).get("micro"), (m or {}).get("macro")]
+         + [(m or {}).get(f"ap/{c}") for c in classes] for n, m in rows],
+        anchor="auprc-table",
+    )  # fmt: skip
+
+
+def _pareto(page: HtmlReport, run: Path, r: dict) -> None:
+    from model_dev.arch import ArchSpec, spec_stats
+    from model_dev.checkpoint import load_checkpoint
+
+    points = []
+    for key, folder, label in MODELS:
+        _, meta = load_checkpoint(run / folder / "best.pt")
+        size = spec_stats(ArchSpec.from_dict(meta["arch"]))["weight_bytes_int8"]
+        points.append((label, size, r["auprc"][key]["micro"]))
+    _, size, _ = points[-1]
+    points.append(("student, IUSP, int8", size, r["auprc"]["student_int8"]["micro"]))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, x, y in points:
+        ax.scatter([x], [y], s=40, label=f"{label} ({y:.3f})")
+    ax.axhline(r["baseline_auprc"]["micro"], color="grey", ls=":", label="trivial baseline")
+    ax.set(xscale="log", xlabel="int8 weight bytes", ylabel="test micro-AUPRC")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    page.section("pareto", "Size against AUPRC")
+    page.figure(png_of(fig), "micro-AUPRC against int8 weight bytes", anchor="pareto-plot")
+    page.table(["model", "int8 weight bytes", "micro-AUPRC"], points)
+
+
+def _quantisation(page: HtmlReport, run: Path, r: dict) -> None:
+    q = r["quantize"]
+    p = q["tflm_vs_litert"]
+    page.section("quantisation", "Quantisation and parity")
+    page.table(
+        ["", "value"],
+        [
+            ["model (.tflite) bytes", q["model_bytes"]],
+            ["TFLM arena bytes", q["arena_bytes"]],
+            ["evaluated clips", q["evaluated_clips"]],
+            ["float micro-AUPRC (same clips)", r["auprc"]["student_float_quant_split"]["micro"]],
+            ["int8 micro-AUPRC (TFLM)", r["auprc"]["student_int8"]["micro"]],
+            ["TFLM = LiteRT reference kernels", f"{p.get('exact_match_rate', float('nan')):.2%}"],
+            ["largest TFLM vs LiteRT difference (LSB)", p.get("max_lsb_diff")],
+            ["C front end = Python (clips)", r["c_frontend_parity"]["clips"]],
+        ],
+        anchor="parity-table",
+    )
+    png = run / f"{r['config']['student']}.scores.png"
+    if png.is_file():
+        page.figure(png, "float against int8 scores, per class")
+
+
+def _memory(page: HtmlReport, m: dict) -> None:
+    page.section("memory", "Memory map (Cortex-M4 image)")
+    rows = [["flash", k, v] for k, v in m["flash"].items()]
+    rows += [["RAM", k, v] for k, v in m["ram"].items()]
+    page.table(["region", "part", "bytes"], rows, anchor="memory-table")
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    for ax, (name, parts) in zip(axes, (("flash", m["flash"]), ("RAM", m["ram"])), strict=True):
+        items = [(k, v) for k, v in parts.items() if k != "total"]
+        ax.barh([k for k, _ in items], [v for _, v in items])
+        ax.set(title=f"{name}: {parts['total']} bytes", xlabel="bytes")
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    page.figure(png_of(fig), "flash and RAM per part", anchor="memory-plot")
+
+
+def _validation(page: HtmlReport, run: Path, r: dict) -> None:
+    v, folder = r["validation"], run / "validation"
+    page.section("validation", "Validation on the device")
+    page.text(
+        f"{'PASS' if v['passed'] else 'FAIL'}: {v['n_matched']}/{v['n_requested']} clips "
+        "byte-identical (features, window scores, clip scores, decisions).",
+        "pass" if v["passed"] else "fail",
+    )
+    cyc, link = v["cycles"], v["link"]
+    page.table(
+        ["", "value"],
+        [
+            ["front-end cycles per clip (median)", cyc["frontend"]["median"]],
+            ["model cycles per clip (median)", cyc["model"]["median"]],
+            ["model cycles per window (median)", cyc["model_per_window"]["median"]],
+            ["clips per second over the link", v["clips_per_s"]],
+            ["link efficiency (payload / wire bytes)", link["efficiency"]],
+            ["retransmissions", link["retransmissions"]],
+        ],
+        anchor="validation-table",
+    )
+    progress = folder / "progress.json"
+    if progress.is_file():
+        clips = json.loads(progress.read_text())["clips"]
+        page.figure(_scores_plot(clips), "clip scores, device against host", anchor="scores-plot")
+    for name, caption in (
+        ("host_vs_device.png", "features of the first clip: host, device, device - host"),
+        ("mismatch.png", "the first mismatching clip"),
+        ("latency.png", "latency per clip and model cycles per window"),
+    ):
+        if (folder / name).is_file():
+            page.figure(folder / name, caption, anchor=name.removesuffix(".png").replace("_", "-"))
+
+
+def _scores_plot(clips: list[dict]) -> bytes:
+    host = np.array([c["host_scores"] for c in clips], np.int16).ravel()
+    dev = np.array([c["device_scores"] for c in clips], np.int16).ravel()
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([-128, 127], [-128, 127], color="grey", lw=0.8)
+    ax.scatter(host, dev, s=12)
+    same = int((host == dev).sum())
+    ax.set(xlabel="host int8 score", ylabel="device int8 score",
+           title=f"{same}/{host.size} scores equal")  # fmt: skip
+    ax.grid(alpha=0.3)
+    return png_of(fig)
