@@ -352,10 +352,13 @@ def _resumed(path: Path, identity: dict) -> list[dict]:
         clips = saved["clips"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: cannot resume from it ({exc})") from None
-    for key, value in identity.items():
-        if saved.get(key) != value:
+    mine = {"model_hash": identity["model"]["model_hash"], "dataset": identity["dataset"]}
+    theirs = {"model_hash": (saved.get("model") or {}).get("model_hash"),
+              "dataset": saved.get("dataset")}  # fmt: skip
+    for key, value in mine.items():
+        if theirs[key] != value:
             raise ValueError(
-                f"{path}: cannot resume, it records {key} {saved.get(key)}, this run is {value}"
+                f"{path}: cannot resume, it records {key} {theirs[key]}, this run is {value}"
             )
     return clips
 

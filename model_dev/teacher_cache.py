@@ -180,7 +180,7 @@ def _compute(
 ) -> dict[str, np.ndarray]:
     """Run the teacher over every clip's clean windows; arrays as :class:`TeacherCache` holds."""
     teacher.eval()
-    n, n_win, window_frames = len(data), data.mask.shape[1], int(data.windows.shape[2])
+    n, n_win, window_frames = len(data), data.mask.shape[1], data.window_frames
     hop = data.hop_frames
     arrays: dict[str, np.ndarray] = {}
     longest: dict[int, int] = {}  # teacher block -> the largest clip Gram

@@ -1,8 +1,11 @@
 """A clip set as padded int8 model windows, and the models' forward pass over them.
 
 Every clip is cut once into model windows (:func:`~model_dev.arch.clip_windows`, short clips
-padded with the front end's silence code) and kept as int8 ``[n_clips, max_windows, T, F]`` with a
-bool mask of the real windows. A batch is dequantised on the compute device. The model runs on the
+padded with the front end's silence code) and kept as int8 ``[total windows, T, F]``, clip after
+clip, with a bool mask ``[n_clips, max_windows]`` of each clip's windows: memory follows the
+windows the clips have, not the longest clip times the number of clips. A batch is laid out as
+``[B, W, T, F]`` (W: the most windows of a clip in the batch, padding windows hold silence) and
+dequantised on the compute device. The model runs on the
 real windows only; clip logits are the maximum over windows (:func:`~model_dev.arch.aggregate`),
 exactly what the device computes.
 """
@@ -23,14 +26,17 @@ from model_dev.features import FeatureSet
 
 @dataclass
 class ClipWindows:
-    """Model windows of a set of clips, int8, padded to the clip with the most windows.
+    """Model windows of a set of clips, int8, clip after clip.
 
     Attributes
     ----------
     windows : torch.Tensor
-        int8 ``[n_clips, max_windows, window_frames, n_mels]``; padding windows hold silence.
+        int8 ``[total_windows, window_frames, n_mels]``: clip ``k``'s windows are rows
+        ``first[k] .. first[k] + mask[k].sum() - 1``.
     mask : torch.Tensor
         bool ``[n_clips, max_windows]``, True for real windows (always a prefix of each row).
+    first : torch.Tensor
+        int64 ``[n_clips]``: each clip's first row in ``windows``.
     labels : torch.Tensor
         float32 multi-hot ``[n_clips, n_classes]``.
     scale : float
@@ -46,6 +52,7 @@ class ClipWindows:
 
     windows: torch.Tensor
     mask: torch.Tensor
+    first: torch.Tensor
     labels: torch.Tensor
     scale: float
     zero_point: int
@@ -59,15 +66,15 @@ class ClipWindows:
     ) -> ClipWindows:
         """Cut clips ``indices`` of ``fs`` into windows (:func:`~model_dev.arch.clip_windows`)."""
         per_clip = [clip_windows(fs.clip(i), window_frames, hop_frames) for i in indices]
-        n_win = max((len(w) for w in per_clip), default=1)
-        shape = (len(per_clip), n_win, window_frames, fs.features.shape[1])
-        windows = np.full(shape, SILENCE_Q, dtype=np.int8)
-        mask = np.zeros((len(per_clip), n_win), dtype=bool)
-        for k, w in enumerate(per_clip):
-            windows[k, : len(w)], mask[k, : len(w)] = w, True
+        counts = np.array([len(w) for w in per_clip], dtype=np.int64)
+        n_win = int(counts.max(initial=1))
+        mask = np.arange(n_win)[None, :] < counts[:, None]
+        empty = np.zeros((0, window_frames, fs.features.shape[1]), np.int8)
+        windows = np.concatenate(per_clip) if per_clip else empty
         return cls(
             torch.from_numpy(windows),
             torch.from_numpy(mask),
+            torch.from_numpy(np.cumsum(counts) - counts),
             torch.from_numpy(np.asarray(fs.labels)[indices].astype(np.float32)),
             fs.config.input_scale,
             fs.config.input_zero_point,
@@ -79,6 +86,11 @@ class ClipWindows:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def window_frames(self) -> int:
+        """Frames per window."""
+        return int(self.windows.shape[1])
+
     def batch(
         self, idx: np.ndarray, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -87,9 +99,12 @@ class ClipWindows:
         idx = torch.as_tensor(idx)
         mask = self.mask[idx]
         n_win = int(mask.sum(1).max())
-        x = self.windows[idx, :n_win].to(device, non_blocking=True).float()
+        mask = mask[:, :n_win]
+        q = torch.full((len(idx), n_win, *self.windows.shape[1:]), SILENCE_Q, dtype=torch.int8)
+        q[mask] = self.windows[(self.first[idx][:, None] + torch.arange(n_win))[mask]]
+        x = q.to(device, non_blocking=True).float()
         x = (x - self.zero_point) * self.scale
-        return x, mask[:, :n_win].to(device), self.labels[idx].to(device)
+        return x, mask.to(device), self.labels[idx].to(device)
 
 
 def forward_windows(

@@ -5,6 +5,12 @@ resume."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,35 +141,80 @@ def test_features_command_prints_clips_per_split_and_label(manifest, tmp_path, c
     assert "test clips per label: dgo 1, dog 0, music 1" in out
 
 
-def test_ctrl_c_during_features_is_one_line(tmp_path):
-    """Row 12: Ctrl-C printed full tracebacks, multiprocessing internals included."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+CTRL_C_CLIPS = 3000
 
+
+def interrupt_features(folder: Path) -> tuple[int, str, Path]:
+    """Run ``aedfw features`` with two workers on many small clips and send SIGINT to its
+    process group (as a terminal does) once the workers have done a clip; returns the exit
+    status, the stderr and the cache root."""
     from model_dev.audio import write_wav
 
     rng = np.random.default_rng(1)
     rows = ["path,labels,split"]
-    for i in range(400):
-        write_wav(tmp_path / f"c{i}.wav", (rng.standard_normal(64000) * 300).astype(np.int16))
+    for i in range(CTRL_C_CLIPS):  # many small clips: seconds of work even for the C front end
+        write_wav(folder / f"c{i}.wav", (rng.standard_normal(8000) * 300).astype(np.int16))
         rows.append(f"c{i}.wav,{('dog', 'music', 'engine')[i % 3]},train")
-    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
-    cache = tmp_path / "cache"
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    cache = folder / "cache"
     cmd = [sys.executable, "-m", "aedfw.cli", "features", "--dataset", "manifest"]
-    cmd += ["--data", str(tmp_path / "manifest.csv"), "--cache", str(cache), "--jobs", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not cache.exists() and time.monotonic() < deadline:  # computing has started
-        time.sleep(0.1)
-    time.sleep(3)  # the workers are running
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole group
-    err = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 130, err
+    cmd += ["--data", str(folder / "manifest.csv"), "--cache", str(cache), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
+    done, err = re.compile(rb"features: [^\r]* [1-9]\d*/%d \[" % CTRL_C_CLIPS), b""
+    while not done.search(err):
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, f"aedfw features ended before it was interrupted: {err.decode()}"
+        err += chunk
+    os.killpg(proc.pid, signal.SIGINT)
+    err += proc.communicate(timeout=60)[1]
+    return proc.returncode, err.decode(), cache
+
+
+def test_ctrl_c_during_features_is_one_line(tmp_path):
+    """Row 12: Ctrl-C printed full tracebacks, multiprocessing internals included."""
+    code, err, cache = interrupt_features(tmp_path)
+    assert code == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("aedfw:")]
     assert lines == ["aedfw: features interrupted; nothing half-written was kept: run the "
                      "same command again"], err  # fmt: skip
     assert list(cache.iterdir()) == []
+
+
+def test_training_windows_are_bounded_by_the_batch_and_bit_identical():
+    """Row 8: every clip was padded to the longest (one 10-minute clip: 2.1 GB instead of
+    0.61 GB). Windows are now stored clip after clip; a batch is padded to its own longest clip
+    and holds exactly the bytes the padded layout gave."""
+    import dataclasses
+
+    import torch
+
+    from model_dev.arch import SILENCE_Q, clip_windows
+    from model_dev.windows import ClipWindows
+    from tests.model_dev.test_train import toy_features
+
+    fs = toy_features()
+    long = np.random.default_rng(0).integers(-128, 127, (6000, 40)).astype(np.int8)  # 60 s
+    fs = dataclasses.replace(
+        fs,
+        features=np.concatenate([fs.features, long]),
+        offsets=np.append(fs.offsets, fs.offsets[-1] + len(long)),
+        labels=np.concatenate([fs.labels, fs.labels[:1]]),
+        clip_ids=[*fs.clip_ids, "long"],
+        splits=[*fs.splits, "train"],
+    )
+    idx = fs.indices("train")
+    data = ClipWindows.from_features(fs, idx, 100, 50)
+    per_clip = [clip_windows(fs.clip(i), 100, 50) for i in idx]
+    padded = np.full((len(idx), max(map(len, per_clip)), 100, 40), SILENCE_Q, np.int8)
+    for k, w in enumerate(per_clip):
+        padded[k, : len(w)] = w
+    assert data.windows.numel() == sum(w.size for w in per_clip) < padded.size / 5
+    for batch in (np.arange(4), np.array([3, 16, 0]), np.arange(len(idx))):
+        x, mask, y = data.batch(batch, torch.device("cpu"))
+        n_win = int(mask.sum(1).max())
+        want = (torch.from_numpy(padded[batch, :n_win]).float() - data.zero_point) * data.scale
+        assert torch.equal(x, want) and x.dtype == want.dtype
+        counts = np.array([len(per_clip[k]) for k in batch])
+        assert n_win == counts.max()
+        assert torch.equal(mask, torch.from_numpy(np.arange(n_win)[None] < counts[:, None]))

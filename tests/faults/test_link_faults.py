@@ -69,7 +69,7 @@ def test_resume_refuses_another_runs_progress(tiny, tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / "progress.json").write_text(json.dumps({"model": {"model_hash": "x"}, "clips": []}))
-    with pytest.raises(ValueError, match="progress.json: cannot resume, it records model"):
+    with pytest.raises(ValueError, match="progress.json: cannot resume, it records model_hash x"):
         validate("loop://", tiny.model, tiny.data, out=out, progress=False, resume=True)
 
 
