@@ -1,5 +1,5 @@
-"""The sweep's Ray backend on a local Ray with 2 CPUs: the same table as the local backend for
-the same seeds, the same resumability; the CLI runs it end to end (slow)."""
+"""``aedfw sweep --backend ray`` on a local Ray (this machine's cores, 2 in CI): the same table
+as the process backend for the same seeds, and the same resumability."""
 
 from __future__ import annotations
 
@@ -30,47 +30,70 @@ def table(out) -> list[dict]:
         return [{k: v for k, v in r.items() if k not in VARYING} for r in csv.DictReader(f)]
 
 
-def test_ray_backend_gives_the_local_table_and_resumes(tmp_path):
-    fs = toy_features()
-    teacher = train(
-        TrainConfig(arch="teacher", **TRAIN), fs, tmp_path / "t", spec=TINY_TEACHER,
-        progress=False,
-    )  # fmt: skip
-    local = sweep(CONFIG, fs, teacher, tmp_path / "local", threads=1, progress=False)
-    ray = sweep(CONFIG, fs, teacher, tmp_path / "ray", threads=1, progress=False, backend="ray")
-    assert sorted(ray["ran"]) == sorted(local["ran"]) and len(ray["ran"]) == 4
-    assert table(tmp_path / "ray") == table(tmp_path / "local")
-    assert (tmp_path / "ray" / "summary.csv").read_text() == (
-        tmp_path / "local" / "summary.csv"
-    ).read_text()
+@pytest.fixture(scope="module")
+def small_sweep_inputs(tmp_path_factory) -> tuple[list[str], str]:
+    """A 40-clip manifest (train and test only) cut from the tiny corpus, and a small teacher
+    trained on it: the dataset options and the teacher path of an ``aedfw sweep``."""
+    from model_dev.frontend import FrontendConfig
+    from model_dev.stage_inputs import DatasetSpec
+    from model_dev.synth import synth
 
-    shutil.rmtree(tmp_path / "ray" / "jobs" / "s5k-kd-s1")  # one job lost: only it reruns
-    again = sweep(CONFIG, fs, teacher, tmp_path / "ray", threads=1, progress=False, backend="ray")
-    assert again["ran"] == ["s5k-kd-s1"] and len(again["skipped"]) == 3
+    tmp = tmp_path_factory.mktemp("sweep_ray")
+    corpus = synth(tmp / "synth", preset="tiny", jobs=1, progress=False)
+    with open(corpus / "clips.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[:40]
+    manifest = tmp / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "labels", "split"])
+        for k, r in enumerate(rows):
+            w.writerow(
+                [corpus / "audio" / r["filename"], r["labels"], "test" if k % 4 else "train"]
+            )
+    spec = DatasetSpec(manifest, "manifest", tmp / "cache", jobs=1)
+    fs = spec.features(FrontendConfig(), progress=False)
+    teacher = train(
+        TrainConfig(arch="teacher", **TRAIN), fs, tmp / "t", spec=TINY_TEACHER, progress=False
+    )
+    options = ["--data", str(manifest), "--cache", str(tmp / "cache"), "--jobs", "1"]
+    return options, str(teacher)
+
+
+def sweep_args(inputs: tuple[list[str], str], seeds: str) -> list[str]:
+    options, teacher = inputs
+    args = ["sweep", *options, "--teacher", teacher, "--students", "s5k", "--methods", "none,kd"]
+    return [*args, "--seeds", seeds, "--epochs", "1", "--threads", "1", "--device", "cpu"]
+
+
+def test_cli_sweep_on_ray_gives_the_process_backend_table(small_sweep_inputs, tmp_path, capsys):
+    args = sweep_args(small_sweep_inputs, "0")
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0, capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
     assert table(tmp_path / "ray") == table(tmp_path / "local")
-    with pytest.raises(ValueError, match="backend='dask'"):
-        sweep(CONFIG, fs, teacher, tmp_path / "x", backend="dask")
+    assert [r["job"] for r in table(tmp_path / "ray")] == ["s5k-none-s0", "s5k-kd-s0"]
+    for name in ("sweep.md", "summary.csv"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()
+    assert main([*args, "--out", str(tmp_path / "x"), "--address", "auto"]) == 1
+    assert "--address needs --backend ray" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_cli_sweep_with_ray_matches_the_process_backend(tmp_path, capsys):
-    from model_dev.synth import synth
+def test_cli_sweep_on_ray_resumes_like_the_process_backend(small_sweep_inputs, tmp_path):
+    args = [*sweep_args(small_sweep_inputs, "0,1"), "--out", str(tmp_path / "ray")]
+    assert main([*args, "--backend", "ray"]) == 0
+    jobs = tmp_path / "ray" / "jobs"
+    kept = {p.parent.name: p.stat().st_mtime_ns for p in jobs.glob("*/result.json")}
+    shutil.rmtree(jobs / "s5k-kd-s1")  # one job lost: only it runs again
+    del kept["s5k-kd-s1"]
+    assert main([*args, "--backend", "ray"]) == 0
+    after = {p.parent.name: p.stat().st_mtime_ns for p in jobs.glob("*/result.json")}
+    assert after.items() >= kept.items() and len(after) == 4  # the others were not rerun
+    first = table(tmp_path / "ray")
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    assert table(tmp_path / "local") == first
 
-    data, cache = tmp_path / "c", tmp_path / "f"
-    synth(data, preset="tiny", jobs=1, progress=False)
-    common = ["--data", str(data), "--cache", str(cache), "--jobs", "1"]
-    teacher = ["train", "teacher", *common, "--out", str(tmp_path / "t"), "--epochs", "1"]
-    assert main([*teacher, "--device", "cpu"]) == 0
-    args = ["sweep", *common, "--teacher", str(tmp_path / "t" / "best.pt"), "--students", "s5k"]
-    args += ["--methods", "none,kd", "--seeds", "0,1", "--epochs", "1", "--threads", "1"]
-    args += ["--device", "cpu"]
-    assert main([*args, "--out", str(tmp_path / "local"), "--jobs", "2"]) == 0
-    assert main([*args, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
-    out = capsys.readouterr().out
-    assert "micro-AUPRC" in out or "micro" in out
-    assert table(tmp_path / "ray") == table(tmp_path / "local")
-    assert (tmp_path / "ray" / "sweep.md").read_text() == (
-        tmp_path / "local" / "sweep.md"
-    ).read_text()
-    assert main([*args, "--out", str(tmp_path / "x"), "--address", "auto"]) == 1
-    assert "--address needs --backend ray" in capsys.readouterr().err
+
+def test_unknown_backend_is_refused(tmp_path):
+    fs = toy_features()
+    with pytest.raises(ValueError, match="backend='dask'"):
+        sweep(CONFIG, fs, tmp_path / "t.pt", tmp_path / "x", backend="dask")
