@@ -78,12 +78,23 @@ def _array(k: Kernel, ctype: str, name: str, values) -> str:
     return full
 
 
-def _requant_ctx(k: Kernel, mults: list[int], shifts: list[int]) -> dict:
-    """Requantisation constants; per-tensor ones become literals."""
+def _requant_ctx(k: Kernel, mults: list[int], shifts: list[int], acc_bound: int) -> dict:
+    """Requantisation constants; per-tensor ones become literals.
+
+    ``acc_bound`` bounds ``|acc|``. Per-channel right shifts of at least 1 with
+    ``acc_bound + 2^(e-1) < 2^31`` take the short forms ``aed_srdhm_pos`` and ``aed_rdpot1``
+    (same integers: the multipliers are non-negative, so srdhm never saturates, and
+    ``|srdhm(acc, m)| <= |acc|`` keeps the rounding add in int32).
+    """
     if len(set(zip(mults, shifts, strict=True))) == 1:
         return {"per_channel": False, "mult": mults[0], "shift": shifts[0]}
     right_only = all(s <= 0 for s in shifts)
-    ctx = {"per_channel": True, "right_only": right_only}
+    short = (
+        all(s <= -1 for s in shifts)
+        and all(0 <= m < 2**31 for m in mults)
+        and acc_bound + 2 ** (max(-s for s in shifts) - 1) < 2**31
+    )
+    ctx = {"per_channel": True, "right_only": right_only, "short": short}
     ctx["mult"] = _array(k, "int32_t", "mult", mults)
     ctx["shift"] = _array(k, "int8_t", "shift", [-s if right_only else s for s in shifts])
     return ctx
@@ -216,13 +227,17 @@ class _Builder:
             "w": _array(k, "int8_t", "w", wd),
             "pointwise": (kh, kw, win["sh"], win["sw"], win["pt"], win["pl"]) == (1, 1, 1, 1, 0, 0),
             "block": 4 if cm % 4 == 0 else 2 if cm % 2 == 0 else 1,
+            "chunk": max(d for d in range(1, 17) if cm % d == 0),  # depthwise border channels
             **_border_interior(win),
         }
         if k.ctx["interior"]:
             k.ctx["bias_eff"] = _array(k, "int32_t", "bias_eff", bias_eff)
         if k.ctx["border"]:
             k.ctx["bias"] = _array(k, "int32_t", "bias", bias)
-        k.ctx["rq"] = _requant_ctx(k, list(mults), list(shifts))
+        # |acc| <= |bias| + sum |w| |x + in_off|, |x + in_off| <= 255 (interior: bias_eff, x)
+        acc_bound = int(np.abs(np.stack([bias, bias_eff])).max(initial=0))
+        acc_bound += 255 * int(np.abs(per_out).sum(axis=1).max(initial=0))
+        k.ctx["rq"] = _requant_ctx(k, list(mults), list(shifts), acc_bound)
         window = (kh, kw, win["sh"], win["sw"], win["pt"], win["pl"])
         k.lag[x.index] = _stream_lag(x.shape, out.shape, window, write_before_read=True)
         return k
@@ -256,7 +271,12 @@ class _Builder:
             "act_max": hi,
             "w": _array(k, "int8_t", "w", wd),
             "bias_eff": _array(k, "int32_t", "bias_eff", bias_eff),
-            "rq": _requant_ctx(k, list(mults), list(shifts)),
+            "rq": _requant_ctx(
+                k,
+                list(mults),
+                list(shifts),
+                int(np.abs(bias_eff).max(initial=0)) + 128 * int(np.abs(wd).sum(axis=1).max()),
+            ),
         }
         return k
 
