@@ -29,7 +29,8 @@ macro AUPRC mean ± standard error over seeds, the paired difference to ``none``
 error over seeds run in both arms), parameters, MACs, int8 weight and activation bytes from
 :func:`~model_dev.arch.spec_stats`; per student ``RI = (iusp - sp) / (sp - none)`` of the paired
 mean differences with a bootstrap 90% interval over seeds, undefined when ``sp - none`` is not
-above its noise) and ``pareto.png`` (micro-AUPRC against int8 weight bytes).
+above its noise), ``pareto.png`` (micro-AUPRC against int8 weight bytes) and ``report.html``
+(the tables and the plot on one self-contained page).
 """
 
 from __future__ import annotations

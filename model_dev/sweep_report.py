@@ -13,6 +13,7 @@ import numpy as np
 
 from model_dev.arch import ArchSpec, spec_stats
 from model_dev.fileio import atomic_write_text, write_csv
+from model_dev.html_report import HtmlReport
 from model_dev.sweep_config import RESULT, SweepConfig
 
 
@@ -252,6 +253,9 @@ def write_report(out_dir: str | Path) -> dict:
     if job_rows:
         files["pareto"] = out / "pareto.png"
         _plot([r for r in summary if r["n_seeds"]], teacher, files["pareto"])
+    files["html"] = _html(summary, ri, teacher, config, files.get("pareto")).write(
+        out / "report.html"
+    )
     return {
         "jobs": job_rows,
         "summary": summary,
@@ -260,6 +264,48 @@ def write_report(out_dir: str | Path) -> dict:
         "missing": missing,
         "files": {k: str(v) for k, v in files.items()},
     }
+
+
+def _html(
+    summary: list[dict], ri: dict, teacher: dict, config: SweepConfig, pareto: Path | None
+) -> HtmlReport:
+    """``report.html``: the tables of :func:`markdown_tables` and the Pareto plot, one page."""
+    page = HtmlReport(
+        f"aedfw sweep: {', '.join(config.students)} against {teacher['arch']['name']}"
+    )
+    page.text(
+        f"Teacher {teacher['arch']['name']}: micro-AUPRC {teacher['micro']:.4f}, macro "
+        f"{teacher['macro']:.4f} on the {teacher['split']} split. AUPRC: mean ± standard error "
+        "over seeds; Δ: paired difference to none (same seeds)."
+    )
+    page.section("auprc", "AUPRC per student and arm")
+    header = ["student", "arm", "seeds", "micro-AUPRC", "macro-AUPRC", "Δ micro vs none"]
+    header += ["params", "MACs", "int8 weight bytes", "activation bytes"]
+    page.table(
+        header,
+        [
+            [r["student"], r["method"], r["n_seeds"], _pm(r["micro_mean"], r["micro_se"]),
+             _pm(r["macro_mean"], r["macro_se"]),
+             "—" if r["method"] == "none"
+             else _pm(r["diff_none_mean"], r["diff_none_se"], signed=True),
+             r["params"], r["macs"], r["weight_bytes_int8"], r["activation_bytes_int8"]]
+            for r in summary
+        ],
+        anchor="auprc-table",
+    )  # fmt: skip
+    page.section("ri", "Relative improvement of IUSP over SP")
+    rows = []
+    for s in config.students:
+        r = ri[s]
+        ok = r["status"] == "ok"
+        interval = f"[{100 * r['lo']:.1f}%, {100 * r['hi']:.1f}%]" if ok else "—"
+        rows.append([s, f"{100 * r['ri']:.1f}%" if ok else f"undefined: {r['status']}", interval,
+                     r["n_seeds"]])  # fmt: skip
+    page.table(["student", "RI = (iusp − sp) / (sp − none)", "90% interval", "seeds"], rows)
+    if pareto is not None:
+        page.section("pareto", "Pareto plot")
+        page.figure(pareto, "micro-AUPRC against int8 weight bytes", anchor="pareto-plot")
+    return page
 
 
 def markdown_tables(summary: list[dict], ri: dict, teacher: dict, config: SweepConfig) -> str:

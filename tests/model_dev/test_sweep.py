@@ -225,3 +225,13 @@ def test_cli_runs_and_report_only(tmp_path, capsys):
     assert main([*base, "--seeds", "0,x"]) == 1
     assert "--seeds" in capsys.readouterr().err
     assert np.isfinite(float(_rows(tmp_path / "sw" / "sweep.csv")[0]["micro"]))
+
+
+def test_report_html_gathers_tables_and_plot(swept):
+    out, report = swept
+    page = (out / "report.html").read_text()
+    assert report["files"]["html"] == str(out / "report.html")
+    for anchor in ('id="auprc-table"', 'id="ri"', 'id="pareto-plot"', "data:image/png;base64,"):
+        assert anchor in page
+    for row in report["summary"]:  # every student x arm row of summary.csv is on the page
+        assert f"<td>{row['student']}</td><td>{row['method']}</td>" in page
