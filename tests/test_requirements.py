@@ -42,6 +42,13 @@ def test_pins_are_plain_versions_without_local_paths():
     assert not bad, f"not a plain 'name==version' pin (a local path or URL?): {bad}"
 
 
+def test_setup_installs_from_the_package_index_only():
+    for name in ("scripts/setup.sh", "Makefile"):
+        text = (ROOT / name).read_text()
+        for local in ("file:", "--find-links", "--index-url", "--extra-index-url", ".whl"):
+            assert local not in text, f"{name} names {local!r}: installs must use the index"
+
+
 @pytest.mark.parametrize(
     "text",
     [

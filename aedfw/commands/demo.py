@@ -27,7 +27,12 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--teacher-epochs", type=int, help="default 30")
     p.add_argument("--student-epochs", type=int, help="default 30")
-    p.add_argument("--torch-threads", type=int, help="training threads (default 1)")
+    p.add_argument(
+        "--threads",
+        "--torch-threads",
+        type=int,
+        help="torch threads for training (default 1; --torch-threads is the old name)",
+    )
     p.add_argument("--validate-clips", type=int, help="default 8 (None: the whole test split)")
 
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> None:
         "teacher_epochs": args.teacher_epochs,
         "student_epochs": args.student_epochs,
         "validate_clips": args.validate_clips,
-        "torch_threads": args.torch_threads,
+        "torch_threads": args.threads,
     }
     config = replace(DemoConfig(), **{k: v for k, v in sizes.items() if v is not None})
     report = demo(

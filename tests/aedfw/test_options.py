@@ -24,6 +24,7 @@ SYNONYMS = {
     "--processes": "--jobs",
     "--epoch": "--epochs",
     "--random-seed": "--seed",
+    "--torch-threads": "--threads",
 }
 #: What every command that reads a tagging dataset takes (aedfw.options.add_dataset_options).
 DATASET_OPTIONS = {"--dataset", "--data", "--cache", "--skip-bad", "--jobs", "--val-fraction"}
