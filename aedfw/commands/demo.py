@@ -33,7 +33,7 @@ def register(commands: Commands) -> None:
         type=int,
         help="torch threads for training (default 1; --torch-threads is the old name)",
     )
-    p.add_argument("--validate-clips", type=int, help="default 8 (None: the whole test split)")
+    p.add_argument("--validate-clips", type=int, help="first N test clips (default: all)")
 
 
 def run(args: argparse.Namespace) -> None:
