@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import threading
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -129,6 +131,21 @@ def _cache_key(dataset: Dataset, cfg: FrontendConfig) -> str:
 _worker: dict = {}
 
 
+@contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while processes are started: they inherit it (Python keeps an ignored
+    SIGINT ignored), so a Ctrl-C during the start-up is not reported by every worker. Only the
+    main thread can change signal handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _init_worker(dataset: Dataset, frontend: Frontend) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to report, once
     _worker["dataset"], _worker["frontend"] = dataset, frontend
@@ -153,7 +170,9 @@ def _compute(dataset: Dataset, cfg: FrontendConfig, jobs: int, progress: bool) -
             bar.update()
     else:
         ctx = get_context("spawn")  # no fork: torch/TF may already hold threads in the parent
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(dataset, frontend)) as pool:
+        with _sigint_ignored():  # workers start with Ctrl-C ignored, even before _init_worker
+            pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(dataset, frontend))
+        with pool:
             for item in pool.imap_unordered(_extract, range(len(dataset)), chunksize=8):
                 results[item[0]] = item
                 bar.update()
