@@ -20,11 +20,13 @@ tiny synthetic corpus as calibration), in one run:
   QEMU mps2-an386 ``-icount shift=0`` (``cortex_m4_instructions``, from the self-test's SysTick
   counts), and their sum for one second of audio with one inference per window hop. Goal: <= 8 M.
 
-Prints a table and rewrites the "Engine" section of ``docs/benchmarks.md``.
+Prints a table, writes ``benchmarks/results/engine.json`` (``m4_frontend_instructions_per_frame``,
+``m4_engine_instructions_per_inference`` and ``m4_instructions_per_second_default_hop`` per
+student, every row) and rewrites the "Engine" section of ``docs/benchmarks.md`` from it.
 
 Usage::
 
-    python benchmarks/engine.py [--students s5k,s20k,...] [--runs 2] [--no-docs]
+    python benchmarks/engine.py [--students s5k,s20k,...] [--runs 2] [--no-docs | --docs-only]
 
 Needs gcc, valgrind, arm-none-eabi-gcc and qemu-system-arm.
 """
@@ -40,6 +42,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -55,16 +58,19 @@ from firmware_gen.host_build import HARNESS_DIR  # noqa: E402
 from firmware_gen.package import firmware  # noqa: E402
 from host_tools.qemu import cortex_m4_instructions  # noqa: E402
 from model_dev.arch import STUDENTS, clip_windows  # noqa: E402
-from model_dev.fileio import write_marked_section  # noqa: E402
+from model_dev.fileio import write_json, write_marked_section  # noqa: E402
 from model_dev.frontend import Frontend, FrontendConfig  # noqa: E402
 from model_dev.synth import PRESETS, synthesize_clip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / "benchmarks" / "results" / "engine.json"
 START, END = "<!-- engine-benchmark:start -->", "<!-- engine-benchmark:end -->"
 TFLM_INVOKE = "tflite::micro::MicroInterpreter::Invoke()"
 HOP_FRAMES = 50  # window hop of the deployed models (frames): 2 inferences per second of audio
 M4_GOAL = 8_000_000  # front end + model instructions per second of audio on the Cortex-M4
+M4_FRONTEND_GOAL = 25_000  # front-end instructions per 10 ms frame
+M4_S5K_ENGINE_GOAL = 3_000_000  # s5k engine instructions per inference
 TFLM_SCRIPT = """
 import sys, numpy as np
 from tflite_micro.python.tflite_micro import runtime
@@ -235,9 +241,9 @@ def _tool_version(cmd: list[str]) -> str:
         return "?"
 
 
-def docs_section(rows: list[dict], runs: int) -> str:
-    """The "Engine" section of docs/benchmarks.md."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d, %H:%M UTC")
+def docs_section(results: dict) -> str:
+    """The "Engine" section of docs/benchmarks.md, from :func:`results_json`'s dict."""
+    rows, runs, now = results["rows"], results["runs"], results["date"]
     return f"""## Engine
 
 The generated interpreter-free C engine (`firmware_gen/engine.py`) against the `tflite_micro`
@@ -269,10 +275,32 @@ built with {_tool_version(["arm-none-eabi-gcc", "--version"])} at -O3 for mps2-a
 - Instructions: {_tool_version(["qemu-system-arm", "--version"])}, `-icount shift=0` (one
   instruction per virtual ns), SysTick counts of the self-test (golden clips) × 40
   (`cortex_m4_instructions`; resolution 40 instructions); per second of audio = 100 front-end
-  frames + one inference per window hop. Goal ≤ {M4_GOAL / 1e6:.0f} M.
+  frames + one inference per window hop. Goals: ≤ {M4_GOAL / 1e6:.0f} M per second, front end
+  ≤ {M4_FRONTEND_GOAL / 1e3:.0f} k per frame, s5k engine ≤ {M4_S5K_ENGINE_GOAL / 1e6:.1f} M per
+  inference. Figures in `benchmarks/results/engine.json`.
 
 {m4_table(rows)}
 """
+
+
+def results_json(rows: list[dict], runs: int) -> dict:
+    """benchmarks/results/engine.json: the goals' figures per student, and every row."""
+    return {
+        "command": "benchmarks/engine.py",
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d, %H:%M UTC"),
+        "runs": runs,
+        "hop_frames": HOP_FRAMES,
+        "goals": {
+            "m4_frontend_instructions_per_frame": M4_FRONTEND_GOAL,
+            "m4_engine_instructions_per_inference_s5k": M4_S5K_ENGINE_GOAL,
+            "m4_instructions_per_second_default_hop": M4_GOAL,
+        },
+        # the same front end in every package: the largest of its per-student measurements
+        "m4_frontend_instructions_per_frame": max(r["m4_fe_frame"] for r in rows),
+        "m4_engine_instructions_per_inference": {r["name"]: r["m4_model"] for r in rows},
+        "m4_instructions_per_second_default_hop": {r["name"]: r["m4_per_second"] for r in rows},
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -281,7 +309,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--students", default=",".join(STUDENTS))
     ap.add_argument("--runs", type=int, default=2, help="inferences per callgrind run")
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
+    ap.add_argument(
+        "--docs-only", action="store_true", help="rewrite the docs section from engine.json"
+    )
     args = ap.parse_args(argv)
+    if args.docs_only:
+        results = json.loads(RESULTS.read_text())
+        write_marked_section(DOCS, START, END, docs_section(results))
+        return results["rows"]
     for tool in ("gcc", "valgrind", "arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             raise SystemExit(f"benchmarks/engine.py needs {tool}")
@@ -293,8 +328,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"measured {name}", file=sys.stderr)
     print(table(rows))
     print(m4_table(rows))
+    results = results_json(rows, args.runs)
+    write_json(RESULTS, results)
+    print(f"written {RESULTS}", file=sys.stderr)
     if not args.no_docs:
-        write_marked_section(DOCS, START, END, docs_section(rows, args.runs))
+        write_marked_section(DOCS, START, END, docs_section(results))
     return rows
 
 
