@@ -145,6 +145,11 @@ def test_features_command_prints_clips_per_split_and_label(manifest, tmp_path, c
 CTRL_C_CLIPS = 3000
 
 
+def _default_sigint() -> None:
+    """A shell's background job starts with SIGINT ignored (and Python keeps it so): undo it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_features(folder: Path) -> tuple[int, str, Path]:
     """Run ``aedfw features`` with two workers on many small clips and send SIGINT to its
     process group (as a terminal does) once the workers have done a clip; returns the exit
@@ -163,7 +168,9 @@ def interrupt_features(folder: Path) -> tuple[int, str, Path]:
     done = re.compile(rb"features: [^\r]* [1-9]\d*/%d \[" % CTRL_C_CLIPS)
     for _ in range(3):  # on a loaded machine the run may finish before the signal lands: again
         shutil.rmtree(cache, ignore_errors=True)
-        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(  # as a terminal's job: its own group, Ctrl-C not ignored
+            cmd, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_default_sigint
+        )
         err = b""
         while not done.search(err):
             chunk = os.read(proc.stderr.fileno(), 4096)
