@@ -416,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         generate(work / "corpus", "tiny" if a.quick else "default", seed=0)
         gen_s = time.perf_counter() - t0
         (work / "generation_s.txt").write_text(f"{gen_s:.1f}\n")
+    made = json.loads((work / "corpus" / "corpus.json").read_text())["generator_version"]
+    if made != GENERATOR_VERSION:
+        raise SystemExit(
+            f"{work / 'corpus'}: generator version {made}, this code writes {GENERATOR_VERSION}; "
+            f"move {work} aside (its results belong to the old corpus) and rerun"
+        )
     gen_s = float((work / "generation_s.txt").read_text())
     t0 = time.perf_counter()
     prepare("dcase", work / "corpus", work / "features")

@@ -1,7 +1,9 @@
 """Synthetic machine-sound corpus in the DCASE 2020 Task 2 layout, deterministic by seed.
 
-Four machine types modelled on the challenge set, each with its own instances (IDs: geometry,
-speed, resonances drawn per ID) and fault kinds at three severities::
+Four machine types modelled on the challenge set. A type is one product model; its instances
+(IDs) are units of it, their speed (or stroke or click period) spread over +-6 % and their other
+properties within unit tolerances (:data:`TOLERANCE`). Fault kinds at three severities, each
+adding a sound and changing the machine itself (:data:`FAULT_SHIFT`)::
 
     fan     blade-pass harmonics + aerodynamic noise   imbalance, blade_damage, bearing
     pump    motor hum + vane-pass tones + flow noise    cavitation, leak, bearing
@@ -40,7 +42,7 @@ from tqdm import tqdm
 from model_dev.audio import SAMPLE_RATE, write_wav
 from model_dev.fileio import atomic_dir
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SR = SAMPLE_RATE
 MACHINE_TYPES = ("fan", "pump", "slider", "valve")
 FAULTS: dict[str, tuple[str, ...]] = {
@@ -55,7 +57,7 @@ SEVERITIES = (1, 2, 3)
 SEVERITY_DB = {1: -18.0, 2: -12.0, 3: -6.0}
 #: Per-type offset added to SEVERITY_DB (impulsive faults of sliders and valves carry little
 #: energy per frame).
-TYPE_OFFSET_DB = {"fan": 0.0, "pump": 0.0, "slider": 5.0, "valve": 5.0}
+TYPE_OFFSET_DB = {"fan": 0.0, "pump": 0.0, "slider": 3.0, "valve": 5.0}
 #: Machine-to-background ratios of the MIMII recordings.
 SNRS_DB = (6.0, 0.0, -6.0)
 
@@ -167,9 +169,9 @@ def _bearing(rng, n: int, inst: dict, speed: np.ndarray, gate: np.ndarray | None
 
 
 # --------------------------------------------------------------------------- instances
-def _instance(kind: str, rng: np.random.Generator) -> dict:
-    """The fixed properties of one machine instance (its ID): geometry, speed, resonances."""
-    inst = {
+def _model(kind: str, rng: np.random.Generator) -> dict:
+    """The product model of a type: the nominal geometry, speed and resonances its IDs share."""
+    model = {
         "res_f": np.sort(rng.uniform(300, 5000, 4)),
         "res_w": rng.uniform(60, 400, 4),
         "res_g": rng.uniform(0.5, 3.0, 4),
@@ -178,20 +180,75 @@ def _instance(kind: str, rng: np.random.Generator) -> dict:
         "bearing_hz": rng.uniform(2500, 5000),
     }
     if kind == "fan":
-        inst |= {"f_rot": rng.uniform(14, 30), "blades": int(rng.integers(5, 10))}
-        inst |= {"amps": rng.uniform(0.3, 1.0, 6) / np.arange(1, 7), "tonal": rng.uniform(0.4, 1.2)}
+        model |= {"f_rot": rng.uniform(14, 30), "blades": int(rng.integers(5, 10))}
+        model |= {
+            "amps": rng.uniform(0.3, 1.0, 6) / np.arange(1, 7),
+            "tonal": rng.uniform(0.4, 1.2),
+        }
     elif kind == "pump":
-        inst |= {"f_rot": rng.uniform(24, 48), "vanes": int(rng.integers(4, 8))}
-        inst |= {"mains": float(rng.choice([50.0, 60.0])), "amps": rng.uniform(0.2, 1.0, 8)}
+        model |= {"f_rot": rng.uniform(24, 48), "vanes": int(rng.integers(4, 8))}
+        model |= {"mains": float(rng.choice([50.0, 60.0])), "amps": rng.uniform(0.2, 1.0, 8)}
     elif kind == "slider":
-        inst |= {"f_rot": rng.uniform(30, 60), "stroke_s": rng.uniform(0.5, 1.0)}
-        inst |= {"duty": rng.uniform(0.5, 0.8), "whine": rng.uniform(200, 900)}
-        inst |= {"knock_hz": rng.uniform(600, 2500), "tick_pos": rng.uniform(0.2, 0.8)}
+        model |= {"f_rot": rng.uniform(30, 60), "stroke_s": rng.uniform(0.5, 1.0)}
+        model |= {"duty": rng.uniform(0.5, 0.8), "whine": rng.uniform(200, 900)}
+        model |= {"knock_hz": rng.uniform(600, 2500), "tick_pos": rng.uniform(0.2, 0.8)}
     else:  # valve
-        inst |= {"f_rot": 1.0, "period_s": rng.uniform(0.2, 0.45), "open": rng.uniform(0.3, 0.6)}
-        inst |= {"click_hz": rng.uniform(800, 4000, 3), "click_tau": rng.uniform(0.002, 0.008)}
-    inst["phases"] = rng.uniform(0, 2 * np.pi, 64)
-    return inst
+        model |= {"f_rot": 1.0, "period_s": rng.uniform(0.2, 0.45), "open": rng.uniform(0.3, 0.6)}
+        model |= {"click_hz": rng.uniform(800, 4000, 3), "click_tau": rng.uniform(0.002, 0.008)}
+    return model
+
+
+#: The parameter that sets each type's rhythm (rotation speed, stroke or click period): the IDs
+#: of a type are spread over +-SPEED_SPREAD of the model's value, evenly, in a seeded order.
+RHYTHM = {"fan": "f_rot", "pump": "f_rot", "slider": "stroke_s", "valve": "period_s"}
+SPEED_SPREAD = 0.10
+#: Unit-to-unit tolerance of the other continuous parameters (relative standard deviation):
+#: housings and solenoids of one product line resonate within about 1 %; the balance of the
+#: blade- or vane-pass harmonics (mounting, blade tolerances) varies by about 10 %.
+TOLERANCE = {
+    "res_f": 0.01, "res_w": 0.05, "res_g": 0.1, "tilt": 0.02, "bpfo": 0.005, "bearing_hz": 0.02,
+    "amps": 0.1, "tonal": 0.1, "whine": 0.02, "knock_hz": 0.01, "duty": 0.02, "open": 0.02,
+    "click_hz": 0.01, "click_tau": 0.05,
+}  # fmt: skip
+
+
+def _instances(kind: str, rng: np.random.Generator, n_ids: int) -> list[dict]:
+    """The machine instances (IDs) of a type: one product model, units a few % apart, as
+    the IDs of one machine type in the challenge data are units of one product line."""
+    model = _model(kind, rng)
+    offsets = rng.permutation(np.linspace(-SPEED_SPREAD, SPEED_SPREAD, n_ids))
+    insts = []
+    for offset in offsets:
+        inst = dict(model)
+        for key, sd in TOLERANCE.items():
+            if key in inst:
+                inst[key] = inst[key] * (1 + rng.normal(0, sd, np.shape(inst[key])))
+        inst[RHYTHM[kind]] = model[RHYTHM[kind]] * (1 + offset + rng.normal(0, 0.003))
+        inst["phases"] = rng.uniform(0, 2 * np.pi, 64)
+        insts.append(inst)
+    return insts
+
+
+#: How a fault changes the machine itself (not only what it adds): relative change of an
+#: instance parameter at severity 3 (a third of it per severity step). Worn bearings and rail
+#: friction load the drive (slower), a damaged blade or a leaking or cavitating pump unloads it
+#: (faster); valve faults change the click train itself (:data:`_STRUCTURAL`).
+FAULT_SHIFT: dict[str, dict[str, float]] = {
+    "imbalance": {"f_rot": -0.03},
+    "blade_damage": {"f_rot": 0.04},
+    "bearing": {"f_rot": -0.05, "whine": -0.04},
+    "cavitation": {"f_rot": 0.04},
+    "leak": {"f_rot": 0.03},
+    "rail_damage": {"stroke_s": 0.04},
+    "dry_friction": {"stroke_s": 0.06, "whine": -0.04},
+    "chatter": {"open": -0.1},
+}
+
+
+def _faulty(inst: dict, fault: str, severity: int) -> dict:
+    """``inst`` as the fault leaves it (:data:`FAULT_SHIFT`)."""
+    shift = FAULT_SHIFT.get(fault, {})
+    return inst | {k: inst[k] * (1 + v * severity / 3) for k, v in shift.items() if k in inst}
 
 
 # --------------------------------------------------------------------------- machine types
@@ -341,7 +398,7 @@ def synth_clip(
     kind : str
         Machine type (:data:`MACHINE_TYPES`).
     inst : dict
-        The instance (:func:`_instance`).
+        The instance (:func:`_instances`).
     seed_seq : list of int
         RNG seed of this clip.
     n : int
@@ -360,7 +417,8 @@ def synth_clip(
     """
     # independent streams: a fault never changes the machine's or the background's randomness
     rng, frng, brng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed_seq).spawn(3))
-    normal, bad = _SYNTH[kind](rng, frng, n, inst, fault if fault else "none")
+    unit = _faulty(inst, fault, severity) if fault else inst
+    normal, bad = _SYNTH[kind](rng, frng, n, unit, fault if fault else "none")
     if fault in _STRUCTURAL:
         machine = normal + _STRUCTURAL[fault][severity] * bad
     elif fault:
@@ -416,6 +474,9 @@ def _corpus_meta(preset: CorpusSize, seed: int) -> dict:
         "severity_db": {str(k): v for k, v in SEVERITY_DB.items()},
         "type_offset_db": dict(TYPE_OFFSET_DB),
         "snrs_db": list(SNRS_DB),
+        "speed_spread": SPEED_SPREAD,
+        "tolerance": dict(TOLERANCE),
+        "fault_shift": FAULT_SHIFT,
         "sample_rate": SR,
     }
 
@@ -453,11 +514,15 @@ def generate(root: str | Path, size: str = "default", seed: int = 0, progress: b
         writer.writerow(
             ["file", "machine_type", "machine_id", "split", "label", "fault", "severity", "snr_db"]
         )
-        insts: dict[tuple[str, int], dict] = {}
+        insts = {
+            (kind, 2 * k): inst
+            for t, kind in enumerate(MACHINE_TYPES)
+            for k, inst in enumerate(
+                _instances(kind, np.random.default_rng([seed, t, 7919]), preset.n_ids)
+            )
+        }
         for row in tqdm(_plan(preset), desc="synth machines", unit="clip", disable=not progress):
             kind, mid, t = row["machine_type"], row["machine_id"], row["type_index"]
-            if (kind, mid) not in insts:
-                insts[kind, mid] = _instance(kind, np.random.default_rng([seed, t, mid, 7919]))
             split_code = 0 if row["split"] == "train" else 1 + (row["label"] == "anomaly")
             audio, snr = synth_clip(
                 kind,

@@ -29,14 +29,42 @@ def test_same_seed_same_bytes(tiny_corpus: Path, tmp_path: Path) -> None:
 
 
 def test_other_seed_other_instances_and_audio() -> None:
-    from model_dev.anomaly.corpus import _instance
+    from model_dev.anomaly.corpus import _instances
 
     for kind in MACHINE_TYPES:
-        a, b = (_instance(kind, np.random.default_rng([s, 0, 0, 7919])) for s in (0, 1))
+        a, b = (_instances(kind, np.random.default_rng([s, 0, 7919]), 3)[0] for s in (0, 1))
         assert a["res_f"].tolist() != b["res_f"].tolist()
         x, _ = synth_clip(kind, a, [0, 0, 0, 0, 0], 8000)
         y, _ = synth_clip(kind, a, [1, 0, 0, 0, 0], 8000)
         assert not np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("kind", MACHINE_TYPES)
+def test_ids_are_units_of_one_product_model(kind: str) -> None:
+    from model_dev.anomaly.corpus import RHYTHM, SPEED_SPREAD, _instances
+
+    insts = _instances(kind, np.random.default_rng([0, 1, 7919]), 4)
+    rhythm = np.sort([i[RHYTHM[kind]] for i in insts])
+    # evenly spread over +-SPEED_SPREAD around the model's value (+- a small unit jitter)
+    spread = np.linspace(-SPEED_SPREAD, SPEED_SPREAD, 4)
+    np.testing.assert_allclose(rhythm / rhythm.mean() - 1, spread, atol=0.01)
+    for key in ("res_f", "bearing_hz"):  # shared nominal values, unit tolerances of a few %
+        values = np.array([i[key] for i in insts])
+        assert np.all(np.abs(values / values.mean(axis=0) - 1) < 0.2)
+    if kind in ("fan", "pump"):
+        assert len({i["blades" if kind == "fan" else "vanes"] for i in insts}) == 1
+
+
+def test_faults_change_the_machine_itself() -> None:
+    from model_dev.anomaly.corpus import FAULT_SHIFT, _faulty
+
+    inst = {"f_rot": 20.0, "stroke_s": 0.8, "whine": 500.0, "open": 0.4}
+    for fault, shift in FAULT_SHIFT.items():
+        for sev in (1, 2, 3):
+            changed = _faulty(inst, fault, sev)
+            for key, rel in shift.items():
+                assert changed[key] == pytest.approx(inst[key] * (1 + rel * sev / 3))
+    assert _faulty(inst, "missing_clicks", 3) == inst
 
 
 def test_advertised_types_ids_faults_and_layout(tiny_corpus: Path) -> None:
@@ -69,9 +97,9 @@ def test_advertised_types_ids_faults_and_layout(tiny_corpus: Path) -> None:
 
 @pytest.mark.parametrize("kind", MACHINE_TYPES)
 def test_severity_grades_the_fault_and_clips_are_seeded(kind: str) -> None:
-    from model_dev.anomaly.corpus import _instance
+    from model_dev.anomaly.corpus import _instances
 
-    inst = _instance(kind, np.random.default_rng(3))
+    inst = _instances(kind, np.random.default_rng(3), 3)[0]
     n = 16000
     normal, _ = synth_clip(kind, inst, [5, 1], n)
     again, _ = synth_clip(kind, inst, [5, 1], n)
