@@ -56,6 +56,19 @@ def test_a_failing_command_shows_the_captured_lines(tmp_path):
     assert r.stderr.index("the reason") < r.stderr.index("aedfw: error: it failed")
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_and_litert_start_up_lines_are_captured(verbose):
+    r = _python(f"""
+        from aedfw.quiet import library_output
+        with library_output({verbose}):
+            import tensorflow, ai_edge_litert.interpreter, tflite_micro
+            tensorflow.constant(1)
+    """)
+    assert r.returncode == 0
+    assert bool(LIBRARY_LINE.search(r.stderr)) is verbose, r.stderr  # they exist: verbose shows
+
+
+@pytest.mark.slow
 def test_quantize_prints_no_library_log_lines(tmp_path):
     from aedfw.cli import main
     from model_dev.synth import synth
