@@ -15,8 +15,9 @@ filesystem at the same path: jobs write their checkpoints and ``result.json`` th
 
 Resources
 ---------
-Each task asks for ``threads`` CPUs and, when the cluster has GPUs, one GPU (Ray then sets
-``CUDA_VISIBLE_DEVICES`` for the task, and training's ``device="auto"`` uses it). The features
+Each task asks for ``threads`` CPUs and, when the cluster has GPUs and the job's device is not
+``cpu``, one GPU (Ray then sets ``CUDA_VISIBLE_DEVICES`` for the task, and training's
+``device="auto"`` uses it). The features
 go to Ray's object store once and are shared by the tasks of a node.
 """
 
@@ -100,11 +101,13 @@ def run_jobs_ray(
             raise RuntimeError(f"Ray cluster at {address!r}: {exc}") from None
         own = True
     try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(_job)
+        has_gpus = ray.cluster_resources().get("GPU", 0) >= 1
+        task = ray.remote(num_cpus=threads, max_retries=0)(_job)
         fs_ref = ray.put(fs)
         pending = {
-            task.remote(name, cfg, job_dir, split, fs_ref, threads): name
+            task.options(num_gpus=1 if has_gpus and cfg.device != "cpu" else 0).remote(
+                name, cfg, job_dir, split, fs_ref, threads
+            ): name
             for name, cfg, job_dir in todo
         }
         failed: dict[str, str] = {}
