@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from host_tools.validate_report import add_validation_section
 from model_dev.html_report import HtmlReport, png_of
 
 #: The demo's models: report key, run sub-folder, label.
@@ -65,7 +64,7 @@ def demo_html(run: str | Path) -> Path:
     _pareto(page, run, r)
     _quantisation(page, run, r)
     _memory(page, r["memory"])
-    _validation(page, run, r)
+    add_validation_section(page, r["validation"], run / "validation")
     page.section("timings", "Timings")
     page.table(
         ["stage", "wall s", "CPU s"],
@@ -156,51 +155,3 @@ def _memory(page: HtmlReport, m: dict) -> None:
         ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     page.figure(png_of(fig), "flash and RAM per part", anchor="memory-plot")
-
-
-def _validation(page: HtmlReport, run: Path, r: dict) -> None:
-    v, folder = r["validation"], run / "validation"
-    page.section("validation", "Validation on the device")
-    page.text(
-        f"{'PASS' if v['passed'] else 'FAIL'}: {v['n_matched']}/{v['n_requested']} clips "
-        "byte-identical (features, window scores, clip scores, decisions).",
-        "pass" if v["passed"] else "fail",
-    )
-    cyc, link = v["cycles"], v["link"]
-    page.table(
-        ["", "value"],
-        [
-            ["front-end cycles per clip (median)", cyc["frontend"]["median"]],
-            ["model cycles per clip (median)", cyc["model"]["median"]],
-            ["model cycles per window (median)", cyc["model_per_window"]["median"]],
-            ["clips per second over the link", v["clips_per_s"]],
-            ["link efficiency (payload / wire bytes)", link["efficiency"]],
-            ["retransmissions", link["retransmissions"]],
-        ],
-        anchor="validation-table",
-    )
-    progress = folder / "progress.json"
-    if progress.is_file():
-        clips = json.loads(progress.read_text())["clips"]
-        page.figure(_scores_plot(clips), "clip scores, device against host", anchor="scores-plot")
-    for name, caption in (
-        ("host_vs_device.png", "features of the first clip: host, device, device - host"),
-        ("mismatch.png", "the first mismatching clip"),
-        ("latency.png", "latency per clip and model cycles per window"),
-    ):
-        if (folder / name).is_file():
-            page.figure(folder / name, caption, anchor=name.removesuffix(".png").replace("_", "-"))
-
-
-def _scores_plot(clips: list[dict]) -> bytes:
-    host = np.array([c["host_scores"] for c in clips], np.int16).ravel()
-    dev = np.array([c["device_scores"] for c in clips], np.int16).ravel()
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([-128, 127], [-128, 127], color="grey", lw=0.8)
-    ax.scatter(host, dev, s=12)
-    same = int((host == dev).sum())
-    ax.set(xlabel="host int8 score", ylabel="device int8 score",
-           title=f"{same}/{host.size} scores equal")  # fmt: skip
-    ax.grid(alpha=0.3)
-    return png_of(fig)

@@ -46,7 +46,13 @@ from host_tools.device import (
     SerialLike,
     open_device,
 )
-from host_tools.validate_report import markdown, plot_features, plot_latency, plot_mismatch
+from host_tools.validate_report import (
+    html,
+    markdown,
+    plot_features,
+    plot_latency,
+    plot_mismatch,
+)
 from model_dev.config_io import json_finite
 from model_dev.datasets import Dataset, load_dataset
 from model_dev.features import FeatureSet
@@ -364,11 +370,13 @@ def _resumed(path: Path, identity: dict) -> list[dict]:
 
 
 def _write_outputs(report: dict, run: _Run, out: Path) -> None:
-    """report.json, report.md, latency.png and, on a mismatch, mismatch.png in ``out``."""
+    """report.json, report.md, report.html, latency.png, host_vs_device.png and, on a
+    mismatch, mismatch.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     report["files"] = {
         "json": str(out / "report.json"),
         "markdown": str(out / "report.md"),
+        "html": str(out / "report.html"),
         "latency_png": str(out / "latency.png"),
     }
     if run.pair is not None:
@@ -382,6 +390,7 @@ def _write_outputs(report: dict, run: _Run, out: Path) -> None:
     plot_latency(out / "latency.png", run.latency, run.window_cycles)
     atomic_write_text(out / "report.json", json.dumps(json_finite(report), indent=1) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
+    html(report, out).write(out / "report.html")
 
 
 @dataclass

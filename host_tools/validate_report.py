@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from model_dev.html_report import HtmlReport, png_of
 
 
 def _plt():
@@ -57,6 +60,77 @@ def plot_features(path: Path, clip_id: str, host, device, note: str) -> None:
     fig.suptitle(f"{clip_id}: {note}", fontsize=8)
     fig.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+
+
+def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
+    """The validation part of a report.html: verdict, cycles, link, device-vs-host scores
+    (from ``folder/progress.json``), and the PNGs of ``folder``."""
+    page.section("validation", "Validation on the device")
+    page.text(
+        f"{'PASS' if v['passed'] else 'FAIL'}: {v['n_matched']}/{v['n_requested']} clips "
+        "byte-identical (features, window scores, clip scores, decisions).",
+        "pass" if v["passed"] else "fail",
+    )
+    cyc, link = v["cycles"], v["link"]
+    page.table(
+        ["", "value"],
+        [
+            ["front-end cycles per clip (median)", cyc["frontend"]["median"]],
+            ["model cycles per clip (median)", cyc["model"]["median"]],
+            ["model cycles per window (median)", cyc["model_per_window"]["median"]],
+            ["clips per second over the link", v["clips_per_s"]],
+            ["link efficiency (payload / wire bytes)", link["efficiency"]],
+            ["retransmissions", link["retransmissions"]],
+        ],
+        anchor="validation-table",
+    )
+    progress = folder / "progress.json"
+    if progress.is_file():
+        clips = json.loads(progress.read_text())["clips"]
+        page.figure(_scores_plot(clips), "clip scores, device against host", anchor="scores-plot")
+    for name, caption in (
+        ("host_vs_device.png", "features of the first clip: host, device, device - host"),
+        ("mismatch.png", "the first mismatching clip"),
+        ("latency.png", "latency per clip and model cycles per window"),
+    ):
+        if (folder / name).is_file():
+            page.figure(folder / name, caption, anchor=name.removesuffix(".png").replace("_", "-"))
+
+
+def _scores_plot(clips: list[dict]) -> bytes:
+    host = np.array([c["host_scores"] for c in clips], np.int16).ravel()
+    dev = np.array([c["device_scores"] for c in clips], np.int16).ravel()
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([-128, 127], [-128, 127], color="grey", lw=0.8)
+    ax.scatter(host, dev, s=12)
+    same = int((host == dev).sum())
+    ax.set(xlabel="host int8 score", ylabel="device int8 score",
+           title=f"{same}/{host.size} scores equal")  # fmt: skip
+    ax.grid(alpha=0.3)
+    return png_of(fig)
+
+
+def html(r: dict, out: Path) -> HtmlReport:
+    """``report.html`` of a validation run: the section of :func:`add_validation_section`
+    and the mismatches, on one self-contained page."""
+    verdict = "PASS" if r["passed"] else "FAIL"
+    page = HtmlReport(f"aedfw validation: {verdict}")
+    d = r["device"] or {}
+    page.text(
+        f"Model {r['model']['path']} ({r['model']['arch']}, hash "
+        f"{r['model']['model_hash'][:16]}); device firmware {d.get('firmware_version')}; "
+        f"dataset {r['dataset']['root']} ({r['dataset']['kind']})."
+    )
+    add_validation_section(page, r, out)
+    if r["mismatches"]:
+        page.section("mismatches", "Mismatches")
+        page.table(
+            ["clip", "what", "message"],
+            [[m["clip"], m["what"], m["message"]] for m in r["mismatches"]],
+            anchor="mismatch-table",
+        )
+    return page
 
 
 def markdown(r: dict) -> str:

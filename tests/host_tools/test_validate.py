@@ -42,6 +42,9 @@ def test_native_device_validates_through_the_cli(tiny, host_device, tmp_path, ca
     assert 0.5 < r["link"]["efficiency"] < 1 and r["link"]["retransmissions"] == 0
     assert (out / "latency.png").stat().st_size > 0 and not (out / "mismatch.png").exists()
     assert (out / "report.md").read_text().startswith("# aedfw validation: PASS")
+    page = (out / "report.html").read_text()  # one page, every figure inlined
+    for anchor in ("validation-table", "scores-plot", "host-vs-device", "latency"):
+        assert f'id="{anchor}"' in page
 
 
 def test_cli_takes_host_features_from_the_feature_cache(tiny, host_device, tmp_path, capsys):
@@ -79,6 +82,8 @@ def test_altered_front_end_table_fails_naming_the_first_mismatch(tiny, tmp_path,
     r = json.loads((out / "report.json").read_text())
     first = r["first_mismatch"]
     assert not r["passed"] and first["what"] == "features" and first["clip"] == "clip0000.wav"
+    page = (out / "report.html").read_text()
+    assert 'id="mismatch-table"' in page and 'id="mismatch"' in page and "FAIL" in page
     assert f"mismatch in clip0000.wav: features differ at frame {first['frame']}, band" in printed
     audio = load_dataset("manifest", tiny.data).load(0)
     expected = Frontend(TINY_FE)(audio)
