@@ -19,9 +19,10 @@ message naming the port and the clip; the report of the clips done so far is sti
 ``resume=True`` (``aedfw validate --resume``) continues a stopped, interrupted or killed run from
 where it stopped instead of starting over.
 
-Outputs in ``out``: ``report.json``, ``report.md``, ``progress.json``, ``latency.png`` (per-clip
-latency and per-window model cycles) and, on a mismatch, ``mismatch.png`` (host vs device
-features of the first mismatching clip).
+Outputs in ``out``: ``report.json``, ``report.md``, ``report.html`` (all of it on one
+self-contained page), ``progress.json``, ``latency.png`` (per-clip latency and per-window model
+cycles), ``host_vs_device.png`` (host and device features of the first clip) and, on a
+mismatch, ``mismatch.png`` (host vs device features of the first mismatching clip).
 """
 
 from __future__ import annotations
