@@ -16,7 +16,7 @@ from model_dev.config_io import json_finite
 from model_dev.device import resolve_device
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text
-from model_dev.stage_inputs import DatasetSpec, checkpoint_frontend
+from model_dev.stage_inputs import DatasetSpec, checkpoint_frontend, trained_split
 from model_dev.train_config import TrainConfig
 from model_dev.windows import predict, split_windows
 
@@ -172,6 +172,7 @@ def evaluate(
     """
     path = Path(checkpoint)
     model, ckpt = open_checkpoint(path, None)
+    data = trained_split(data, ckpt)
     fs = data if isinstance(data, FeatureSet) else data.features(checkpoint_frontend(ckpt, path))
     check_compatible(ckpt, fs, str(path))
     cfg = TrainConfig.from_dict(ckpt["train_config"], f"{path}: train_config")

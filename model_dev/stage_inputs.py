@@ -106,6 +106,15 @@ def checkpoint_frontend(meta: dict, source: str | Path) -> FrontendConfig:
     return FrontendConfig.from_dict(meta["frontend"], f"{source}: frontend")
 
 
+def trained_split(data: DatasetSpec | FeatureSet, meta: dict) -> DatasetSpec | FeatureSet:
+    """``data`` with the validation fraction the checkpoint's run carved its validate split
+    with, unless ``data`` names one (features pass through): evaluation sees the same split."""
+    carved = meta.get("dataset", {}).get("validation")
+    if isinstance(data, DatasetSpec) and data.val_fraction is None and carved:
+        return replace(data, val_fraction=carved["fraction"])
+    return data
+
+
 @dataclass(frozen=True)
 class CheckpointInputs:
     """A loaded checkpoint and the features it consumes.
@@ -166,9 +175,7 @@ def checkpoint_inputs(
     path = Path(checkpoint)
     model, meta = load_checkpoint(path, expect_kind=expect_kind)
     frontend = checkpoint_frontend(meta, path)
-    carved = meta.get("dataset", {}).get("validation")
-    if isinstance(data, DatasetSpec) and data.val_fraction is None and carved:
-        data = replace(data, val_fraction=carved["fraction"])  # the split it was trained on
+    data = trained_split(data, meta)
     fs = data if isinstance(data, FeatureSet) else data.features(frontend, progress=progress)
     check_compatible(meta, fs, str(path))
     return CheckpointInputs(path, model, meta, frontend, fs)

@@ -92,13 +92,14 @@ def synth_rows(corpus: Path) -> list[dict]:
 
 
 def train_and_evaluate(tmp_path: Path, kind: str, data: Path, capsys) -> dict:
-    run = tmp_path / f"run-{kind}"
-    common = ["--dataset", kind, "--data", str(data), "--cache", str(tmp_path / "cache")]
+    run, cache = tmp_path / f"run-{kind}", tmp_path / f"cache-{kind}"
+    common = ["--dataset", kind, "--data", str(data), "--cache", str(cache)]
     common += ["--jobs", "1"]
     args = ["train", "student", *common, "--out", str(run), "--epochs", "1", "--device", "cpu"]
     assert main([*args, "--val-fraction", "0.2"]) == 0, capsys.readouterr().err
     assert main(["evaluate", str(run / "best.pt"), *common]) == 0, capsys.readouterr().err
     assert "micro-AUPRC" in capsys.readouterr().out
+    (entry,) = cache.iterdir()  # evaluate saw the training's split (0.2, not the default)
     _, meta = load_checkpoint(run / "best.pt")
     recorded = json.loads((run / "dataset.json").read_text())
     assert recorded == meta["dataset"] and recorded["validation"]["fraction"] == 0.2
