@@ -144,6 +144,11 @@ def run(args: argparse.Namespace) -> None:
 
     cfg = train_config(args)
     spec = dataset_spec(args)
+    if cfg.teacher is not None:  # a student sees the validate split its teacher was trained on
+        from model_dev.checkpoint import read_checkpoint
+        from model_dev.stage_inputs import trained_split
+
+        spec = trained_split(spec, read_checkpoint(Path(cfg.teacher)))
     fs = spec.features(load_frontend_config(args.frontend))
     best = train(cfg, fs, args.out, resume=args.resume, teacher_cache=spec.cache / "teacher")
     print(f"best checkpoint: {best}")

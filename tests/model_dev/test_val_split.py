@@ -91,15 +91,20 @@ def synth_rows(corpus: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def train_and_evaluate(tmp_path: Path, kind: str, data: Path, capsys) -> dict:
+def train_and_evaluate(tmp_path: Path, kind: str, data: Path, capsys, model="student") -> dict:
     run, cache = tmp_path / f"run-{kind}", tmp_path / f"cache-{kind}"
     common = ["--dataset", kind, "--data", str(data), "--cache", str(cache)]
     common += ["--jobs", "1"]
-    args = ["train", "student", *common, "--out", str(run), "--epochs", "1", "--device", "cpu"]
+    args = ["train", model, *common, "--out", str(run), "--epochs", "1", "--device", "cpu"]
     assert main([*args, "--val-fraction", "0.2"]) == 0, capsys.readouterr().err
     assert main(["evaluate", str(run / "best.pt"), *common]) == 0, capsys.readouterr().err
     assert "micro-AUPRC" in capsys.readouterr().out
     (entry,) = cache.iterdir()  # evaluate saw the training's split (0.2, not the default)
+    if model == "teacher":  # a student distilled from it sees the teacher's split too
+        student = ["train", "student", *common, "--out", str(tmp_path / "student")]
+        student += ["--epochs", "1", "--device", "cpu", "--teacher", str(run / "best.pt")]
+        assert main(student) == 0, capsys.readouterr().err
+        assert {p.name for p in cache.iterdir()} == {entry.name, "teacher"}  # + teacher outputs
     _, meta = load_checkpoint(run / "best.pt")
     recorded = json.loads((run / "dataset.json").read_text())
     assert recorded == meta["dataset"] and recorded["validation"]["fraction"] == 0.2
@@ -116,7 +121,7 @@ def test_manifest_with_train_and_test_only_trains_end_to_end(corpus, tmp_path, c
         for k, r in enumerate(rows):  # the corpus's validate clips join train; pairs share a source
             split = "test" if r["split"] == "test" else "train"
             w.writerow([corpus / "audio" / r["filename"], r["labels"], split, f"rec{k // 2}"])
-    recorded = train_and_evaluate(tmp_path, "manifest", manifest, capsys)
+    recorded = train_and_evaluate(tmp_path, "manifest", manifest, capsys, model="teacher")
     assert recorded["validation"]["grouped_by"] == "source"
     assert recorded["validation"]["validate_clips"] % 2 == 0  # whole sources only
 
