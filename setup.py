@@ -22,7 +22,7 @@ setup(
             include_dirs=[str(csrc / d) for d in native.INCLUDE_DIRS],
             depends=[str(csrc / h) for h in native.HEADERS],
             define_macros=[("AED_PYEXT_SOURCES_SHA256", f'"{native.sources_sha256()}"')],
-            extra_compile_args=["-std=c99", "-O3"],
+            extra_compile_args=["-std=c99", "-O3", "-funroll-loops"],
         )
     ]
 )
