@@ -128,6 +128,12 @@ def test_checkpoint_records_skipped_files_and_stale_temporaries_go(tmp_path):
     assert not stale.exists() and not list(out.glob(".*"))
     _, meta = load_checkpoint(best)
     assert meta["dataset"]["skipped"] == [["gone.wav", "file not found"]]
+    from model_dev.evaluate import evaluate
+
+    report = evaluate(best, fs, out_dir=tmp_path / "eval", device="cpu")
+    assert report["skipped"] == [["gone.wav", "file not found"]]
+    saved = json.loads((tmp_path / "eval/evaluation.json").read_text())
+    assert saved["skipped"] == report["skipped"]
     _, plain = load_checkpoint(train(TrainConfig(arch="s5k", epochs=1, **FAST), toy_features(),
                                      tmp_path / "plain", progress=False))  # fmt: skip
     assert "skipped" not in plain["dataset"]  # identities of runs without skips unchanged
