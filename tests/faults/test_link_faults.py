@@ -12,6 +12,7 @@ import serial
 from aedfw.cli import main
 from host_tools.emulate import EmulatedDevice
 from host_tools.validate import validate
+from tests.host_tools.conftest import HAS_M4
 
 
 class _KillAt:
@@ -144,3 +145,18 @@ def test_host_killed_mid_run_resumes(tiny, device, tmp_path):
     r = validate(device.url, tiny.model, tiny.data, out=out, progress=False, resume=True)
     assert r["passed"] and r["n_matched"] == 200 and r["n_resumed"] == done
     assert not list(out.glob(".*"))  # no temporary left behind
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_M4, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_dead_qemu_device_names_port_and_clip(tiny, tmp_path):
+    """Row 6 on the emulated Cortex-M4: QEMU killed mid-run."""
+    with EmulatedDevice(tiny.fw, "cortex-m4") as emu:
+        port = _KillAt(serial.serial_for_url(emu.url, timeout=0.01), emu, at=20)
+        r = validate(port, tiny.model, tiny.data, limit=10, out=tmp_path, progress=False,
+                     timeout=0.5)  # fmt: skip
+        url = emu.url
+    assert not r["passed"] and r["n_validated"] < 10
+    clip = f"clip{r['n_validated']:04d}.wav"
+    assert r["stopped"].startswith(f"link failure on {url} while validating clip {clip}")
+    assert json.loads((tmp_path / "report.json").read_text())["stopped"] == r["stopped"]
