@@ -12,15 +12,15 @@ _spec = importlib.util.spec_from_file_location(
 )
 native = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(native)
-csrc = Path("firmware_gen", "csrc")  # setuptools wants paths relative to this folder
+root = Path("firmware_gen")  # setuptools wants paths relative to this folder
 
 setup(
     ext_modules=[
         Extension(
             "model_dev._aed_frontend",
-            sources=[str(csrc / s) for s in native.SOURCES],
-            include_dirs=[str(csrc / d) for d in native.INCLUDE_DIRS],
-            depends=[str(csrc / h) for h in native.HEADERS],
+            sources=[str(root / s) for s in native.SOURCES],
+            include_dirs=[str(root / d) for d in native.INCLUDE_DIRS],
+            depends=[str(root / h) for h in native.HEADERS],
             define_macros=[("AED_PYEXT_SOURCES_SHA256", f'"{native.sources_sha256()}"')],
             extra_compile_args=["-std=c99", "-O3", "-funroll-loops"],
         )

@@ -1,7 +1,7 @@
 """The device's C front end in-process: ``model_dev._aed_frontend``, a CPython extension that
-``setup.py`` compiles at install time from ``firmware_gen/csrc`` (``aed_frontend.c`` unchanged,
-with the generated header and tables of the default :class:`FrontendConfig` in
-``csrc/pyext/default``).
+``setup.py`` compiles at install time from ``firmware_gen/csrc/aed/src/aed_frontend.c``
+(unchanged) with the generated header and tables of the default :class:`FrontendConfig`
+(``firmware_gen/pyext/default``) and the binding ``firmware_gen/pyext/aed_frontend_module.c``.
 
 :class:`model_dev.frontend.Frontend` runs clips through it when :func:`available` says the
 extension was built for its config from the sources now in the tree; otherwise (another config,
@@ -19,23 +19,23 @@ import hashlib
 import importlib
 from pathlib import Path
 
-#: firmware_gen/csrc, beside this package (source tree and installed package alike).
-CSRC = Path(__file__).resolve().parents[1] / "firmware_gen" / "csrc"
-#: What setup.py compiles (relative to CSRC) and the headers they include.
+#: The firmware_gen package folder, beside this one (source tree and installed package alike).
+FIRMWARE_GEN = Path(__file__).resolve().parents[1] / "firmware_gen"
+#: What setup.py compiles (relative to FIRMWARE_GEN) and the headers they include.
 SOURCES = (
-    "aed/src/aed_frontend.c",
+    "csrc/aed/src/aed_frontend.c",
     "pyext/default/aed_frontend_tables.c",
     "pyext/aed_frontend_module.c",
 )
-HEADERS = ("aed/include/aed_frontend.h", "pyext/default/aed_frontend_config.h")
-INCLUDE_DIRS = ("pyext/default", "aed/include")
+HEADERS = ("csrc/aed/include/aed_frontend.h", "pyext/default/aed_frontend_config.h")
+INCLUDE_DIRS = ("pyext/default", "csrc/aed/include")
 
 
-def sources_sha256(csrc: Path = CSRC) -> str:
+def sources_sha256(root: Path = FIRMWARE_GEN) -> str:
     """sha256 over the extension's sources and headers (compiled into it as SOURCES_SHA256)."""
     digest = hashlib.sha256()
     for rel in SOURCES + HEADERS:
-        digest.update(rel.encode() + b"\0" + (Path(csrc) / rel).read_bytes())
+        digest.update(rel.encode() + b"\0" + (Path(root) / rel).read_bytes())
     return digest.hexdigest()
 
 

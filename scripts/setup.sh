@@ -38,8 +38,8 @@ fi
 # device's front end into model_dev._aed_frontend) changed.
 stamp=.venv/.aedfw-requirements
 want=$(cat pyproject.toml constraints.txt setup.py firmware_gen/csrc/aed/src/aed_frontend.c \
-    firmware_gen/csrc/aed/include/aed_frontend.h firmware_gen/csrc/pyext/*.c \
-    firmware_gen/csrc/pyext/default/* | sha256sum | cut -d' ' -f1)
+    firmware_gen/csrc/aed/include/aed_frontend.h firmware_gen/pyext/*.c \
+    firmware_gen/pyext/default/* | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages into .venv (pinned by constraints.txt)"
     .venv/bin/python -m pip install -q --upgrade pip

@@ -27,10 +27,10 @@ def test_extension_is_built_from_the_tree_s_sources():
 
 
 def test_generated_default_tables_are_current(tmp_path):
-    """csrc/pyext/default holds write_frontend's output for FrontendConfig() (regenerate with
-    write_frontend when the generator or the default config changes)."""
+    """firmware_gen/pyext/default holds write_frontend's output for FrontendConfig() (regenerate
+    with write_frontend when the generator or the default config changes)."""
     for path in write_frontend(FrontendConfig(), tmp_path):
-        committed = frontend_native.CSRC / "pyext" / "default" / path.name
+        committed = frontend_native.FIRMWARE_GEN / "pyext" / "default" / path.name
         if path.name in ("aed_frontend_config.h", "aed_frontend_tables.c"):
             assert committed.read_bytes() == path.read_bytes(), path.name
 

@@ -1,6 +1,6 @@
-/* model_dev._aed_frontend: the device's C front end (aed/src/aed_frontend.c, unchanged) as a
- * CPython extension, built at install time (setup.py) with the generated config header and tables
- * of the default FrontendConfig (pyext/default/). model_dev.frontend runs clips of that config
+/* model_dev._aed_frontend: the device's C front end (csrc/aed/src/aed_frontend.c, unchanged) as
+ * a CPython extension, built at install time (setup.py) with the generated config header and
+ * tables of the default FrontendConfig (pyext/default/). Not firmware: it lives outside csrc/. model_dev.frontend runs clips of that config
  * through it; the numpy code stays the specification and the tests compare all three byte for
  * byte. */
 #define PY_SSIZE_T_CLEAN
