@@ -9,6 +9,7 @@ regenerating from the same inputs gives identical bytes. Copied files are the ``
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,6 +52,13 @@ def c_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def md_cell(text: str) -> str:
+    """``text`` for one Markdown table cell or code span: one line, no pipe, backtick or HTML."""
+    text = "".join(c if c.isprintable() else " " for c in str(text))
+    text = html.escape(" ".join(text.split()), quote=False)
+    return text.replace("|", "\\|").replace("`", "'")
+
+
 def macro_lines(text: str) -> str:
     """Continue every line but the last with a backslash (a multi-line ``#define`` body)."""
     return " \\\n".join(text.split("\n"))
@@ -67,6 +75,7 @@ def _environment() -> jinja2.Environment:
     env.filters["c_array"] = c_array
     env.filters["c_string"] = c_string
     env.filters["macro_lines"] = macro_lines
+    env.filters["md_cell"] = md_cell
     return env
 
 

@@ -113,6 +113,9 @@ def test_hostile_labels_compile_to_the_same_bytes(tiny, tmp_path):
     out = firmware(path, tmp_path / "fw")
     config = (out / "aed/include/aed_config.h").read_text()
     assert "*/ int" not in config and "\n#error" not in config
+    readme = (out / "README.md").read_text().splitlines()  # classes: still one table row
+    (row,) = [line for line in readme if line.startswith("| classes |")]
+    assert row.endswith("#error no ??/, caf\u00e9 tab here // */ |"), row
     probe = out / "probe.c"
     probe.write_text(
         '#include <stdio.h>\n#include "aed_config.h"\n'
