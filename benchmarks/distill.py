@@ -13,8 +13,10 @@ Phases (each resumable; run them in this order):
    ends), s20k, s70k; 5 seeds for s5k and 3 for the others; ``EPOCHS`` epochs with patience.
    ``benchmarks/results/distill.json`` is rewritten as each job finishes, one entry per trained
    student; on start, entries of that file whose teacher and config match are restored as
-   finished jobs, so a sweep interrupted in one session resumes in the next (the teacher is
-   retrained bit-identically from its seed on CPU; a different teacher hash restores nothing).
+   finished jobs, so a sweep interrupted in one session resumes in the next. The teacher is
+   committed as ``benchmarks/results/distill_teacher.pt``: training is not bit-reproducible
+   across CPUs, and a different teacher hash restores nothing (the sweep then refuses to
+   replace the earlier runs unless ``--fresh``).
 3. ``--report-only``: tables and the docs section from ``benchmarks/results/distill.json``.
 
 Usage::
@@ -39,7 +41,7 @@ from pathlib import Path
 import torch
 
 from model_dev.checkpoint import load_checkpoint
-from model_dev.fileio import write_json, write_marked_section
+from model_dev.fileio import atomic_write, write_json, write_marked_section
 from model_dev.frontend import FrontendConfig
 from model_dev.stage_inputs import DatasetSpec
 from model_dev.sweep import RESULT, SweepConfig, sweep, write_report
@@ -48,6 +50,8 @@ from model_dev.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+#: The sweep's teacher checkpoint, committed with the results (about 5 MB).
+TEACHER = RESULTS / "distill_teacher.pt"
 BEGIN, END = "<!-- distill-benchmark:begin -->", "<!-- distill-benchmark:end -->"
 
 TEACHER_EPOCHS = 20
@@ -77,14 +81,25 @@ def machine() -> str:
 
 
 def train_teacher(data: DatasetSpec, out: Path, device: str) -> Path:
-    """The benchmark teacher: trained (or resumed) unless its run has finished."""
+    """The benchmark teacher: the committed :data:`TEACHER` when there is one, else trained
+    (or resumed) in ``out`` and copied there.
+
+    Its students are only comparable under one teacher, and training is not bit-reproducible
+    across CPUs (a retrain on another machine gave another teacher), so a sweep that resumes in
+    a later session must find the very same checkpoint.
+    """
+    if TEACHER.is_file():
+        return TEACHER
     last = out / "last.pt"
+    done = False
     if last.is_file():
         _, meta = load_checkpoint(last, expect_kind="teacher")
-        if meta["stopped"] or meta["epoch"] >= meta["train_config"]["epochs"]:
-            return out / "best.pt"
-    cfg = TrainConfig(arch="teacher", epochs=TEACHER_EPOCHS, device=device)
-    return train(cfg, data.features(FrontendConfig()), out, resume=True)
+        done = meta["stopped"] or meta["epoch"] >= meta["train_config"]["epochs"]
+    if not done:
+        cfg = TrainConfig(arch="teacher", epochs=TEACHER_EPOCHS, device=device)
+        train(cfg, data.features(FrontendConfig()), out, resume=True)
+    atomic_write(TEACHER, (out / "best.pt").read_bytes())
+    return TEACHER
 
 
 def select(data: DatasetSpec, teacher: Path, out: Path, jobs: int, threads: int) -> dict:
@@ -275,20 +290,13 @@ def main(argv: list[str] | None = None) -> None:
 
         ensure_corpus(args.data, "default", seed=0, jobs=args.jobs)
     data = DatasetSpec(args.data, "synth", args.cache, jobs=args.jobs)
-    teacher = args.runs / "teacher" / "best.pt"
-    if args.teacher_only:
+    if not args.report_only:
         train_teacher(data, args.runs / "teacher", args.device)
-    elif args.select:
-        train_teacher(data, args.runs / "teacher", args.device)
-        print(
-            json.dumps(
-                select(data, teacher, args.runs / "select", args.jobs, args.threads)["chosen"],
-                indent=1,
-            )
-        )
-    elif not args.report_only:
-        train_teacher(data, args.runs / "teacher", args.device)
-        run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads, args.fresh)
+    if args.select:
+        chosen = select(data, TEACHER, args.runs / "select", args.jobs, args.threads)["chosen"]
+        print(json.dumps(chosen, indent=1))
+    elif not (args.report_only or args.teacher_only):
+        run_sweep(data, TEACHER, args.runs / "sweep", args.jobs, args.threads, args.fresh)
     if (RESULTS / "distill.json").is_file():
         section = docs_section(args.runs / "sweep")
         write_marked_section(args.docs, BEGIN, END, section)
