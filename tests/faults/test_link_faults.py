@@ -12,43 +12,14 @@ import serial
 from aedfw.cli import main
 from host_tools.emulate import EmulatedDevice
 from host_tools.validate import validate
-from tests.host_tools.conftest import HAS_M4
-
-
-class _KillAt:
-    """A port whose device dies (process killed, pty closed) just before the ``at``-th write."""
-
-    def __init__(self, port, emu: EmulatedDevice, at: int) -> None:
-        self.port, self.emu, self.at, self.writes = port, emu, at, 0
-        self.name = port.name
-
-    def __getattr__(self, name):
-        return getattr(self.port, name)
-
-    @property
-    def timeout(self):
-        return self.port.timeout
-
-    @timeout.setter
-    def timeout(self, value):
-        self.port.timeout = value
-
-    @property
-    def in_waiting(self):
-        return self.port.in_waiting
-
-    def write(self, data):
-        self.writes += 1
-        if self.writes == self.at:
-            self.emu.stop()
-        return self.port.write(data)
+from tests.host_tools.conftest import HAS_M4, EventAtWrite
 
 
 def test_dead_device_names_port_and_clip_writes_the_report_and_resumes(tiny, tmp_path, capsys):
     """Row 6: raw serial-library text naming neither port nor clip; no report; no resume."""
     out = tmp_path / "report"
     with EmulatedDevice(tiny.fw, "host") as emu:
-        port = _KillAt(serial.serial_for_url(emu.url, timeout=0.01), emu, at=40)
+        port = EventAtWrite(serial.serial_for_url(emu.url, timeout=0.01), emu.stop, at=40)
         r = validate(port, tiny.model, tiny.data, limit=50, out=out, progress=False, timeout=0.3)
         url = emu.url
     assert not r["passed"] and 0 < r["n_validated"] < 50
@@ -152,7 +123,7 @@ def test_host_killed_mid_run_resumes(tiny, device, tmp_path):
 def test_dead_qemu_device_names_port_and_clip(tiny, tmp_path):
     """Row 6 on the emulated Cortex-M4: QEMU killed mid-run."""
     with EmulatedDevice(tiny.fw, "cortex-m4") as emu:
-        port = _KillAt(serial.serial_for_url(emu.url, timeout=0.01), emu, at=20)
+        port = EventAtWrite(serial.serial_for_url(emu.url, timeout=0.01), emu.stop, at=20)
         r = validate(port, tiny.model, tiny.data, limit=10, out=tmp_path, progress=False,
                      timeout=0.5)  # fmt: skip
         url = emu.url

@@ -23,6 +23,35 @@ TINY_LABELS = ("engine", "human-voice")  # the most frequent synth classes
 TINY_WINDOW, TINY_HOP = 16, 8
 
 
+class EventAtWrite:
+    """A serial port that runs ``event()`` just before its ``at``-th write: the device dying
+    (``emu.stop``) or power-cycling (``emu.restart``) in the middle of a run."""
+
+    def __init__(self, port, event, at: int) -> None:
+        self.port, self.event, self.at, self.writes = port, event, at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.port, name)
+
+    @property
+    def timeout(self):
+        return self.port.timeout
+
+    @timeout.setter
+    def timeout(self, value):
+        self.port.timeout = value
+
+    @property
+    def in_waiting(self):
+        return self.port.in_waiting
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == self.at:
+            self.event()
+        return self.port.write(data)
+
+
 @dataclass(frozen=True)
 class TinyPackage:
     """The session's model, its firmware package and a small manifest dataset."""

@@ -19,7 +19,7 @@ from host_tools.validate import HashMismatch, validate
 from model_dev.datasets import load_dataset
 from model_dev.frontend import Frontend
 
-from .conftest import HAS_M4, TINY_FE
+from .conftest import HAS_M4, TINY_FE, EventAtWrite
 
 
 @pytest.fixture(scope="module")
@@ -135,38 +135,10 @@ def test_one_percent_corrupted_bytes_every_result_correct(tiny, host_device, tmp
     assert link.injected["corrupt"] > 500 and r["link"]["retransmissions"] > 100
 
 
-class _PowerCycleAt:
-    """A port that power-cycles the emulated device just before its ``at``-th write."""
-
-    def __init__(self, port, emu: EmulatedDevice, at: int) -> None:
-        self.port, self.emu, self.at, self.writes = port, emu, at, 0
-
-    def __getattr__(self, name):
-        return getattr(self.port, name)
-
-    @property
-    def timeout(self):
-        return self.port.timeout
-
-    @timeout.setter
-    def timeout(self, value):
-        self.port.timeout = value
-
-    @property
-    def in_waiting(self):
-        return self.port.in_waiting
-
-    def write(self, data):
-        self.writes += 1
-        if self.writes == self.at:
-            self.emu.restart()
-        return self.port.write(data)
-
-
 @pytest.mark.parametrize("on_reset", ["resume", "stop"])
 def test_device_reset_mid_run_is_detected(tiny, tmp_path, on_reset):
     with EmulatedDevice(tiny.fw, "host", exe=build_firmware(tiny.fw, "host")) as emu:
-        port = _PowerCycleAt(serial.serial_for_url(emu.url, timeout=0.01), emu, at=12)
+        port = EventAtWrite(serial.serial_for_url(emu.url, timeout=0.01), emu.restart, at=12)
         r = validate(
             port, tiny.model, tiny.data, limit=6, out=tmp_path, progress=False, on_reset=on_reset
         )
