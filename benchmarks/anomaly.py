@@ -184,15 +184,19 @@ def _run(jobs: list[tuple], done: dict, log: Path, workers: int) -> None:
 
 def _specs() -> dict:
     from model_dev.anomaly import specs
+    from model_dev.anomaly.corpus import SIZES
+    from model_dev.anomaly.detectors import PSEUDO
 
     nets = {
         "dense_ae": specs.DENSE_AE_DCASE,
         "dense_ae_small": specs.DENSE_AE_SMALL,
         "causal_conv": specs.PREDICTOR,
         "group_made": specs.MADE,
-        "id_classifier (4 IDs + 24 pseudo)": specs.id_classifier_spec(28, "student"),
-        "id_teacher (4 IDs + 24 pseudo)": specs.id_classifier_spec(28, "teacher"),
     }
+    ids = SIZES["default"].n_ids
+    classes = f"{ids} IDs + {ids * len(PSEUDO)} pseudo"
+    for size, name in (("student", "id_classifier"), ("teacher", "id_teacher")):
+        nets[f"{name} ({classes})"] = specs.id_classifier_spec(ids * (1 + len(PSEUDO)), size)
     return {k: specs.stats(v) for k, v in nets.items()}
 
 
@@ -268,12 +272,14 @@ def report(result: dict) -> str:
         "",
         f"- Command: `{result['command']}` (resumable; `--docs` rewrites this section)",
         f"- Date: {result['date']}; machine: {result['machine']}",
-        f"- Corpus: `{result['corpus']['size']}` size, seed {result['corpus']['seed']}: "
-        f"generated in {result['corpus']['generation_s']:.0f} s on one core (features from "
-        "the cache)"
-        if result["corpus"]["features_s"] < 2
-        else f"generated in {result['corpus']['generation_s']:.0f} s, front-end features in "
-        f"{result['corpus']['features_s']:.0f} s (one core)",
+        f"- Corpus: `{result['corpus']['size']}` size, seed {result['corpus']['seed']}, "
+        f"generator version {result['corpus']['generator_version']}: generated in "
+        f"{result['corpus']['generation_s']:.0f} s on one core, "
+        + (
+            "features from the cache"
+            if result["corpus"]["features_s"] < 2
+            else f"front-end features in {result['corpus']['features_s']:.0f} s"
+        ),
         f"- Cost: {result['job_s_total'] / 60:.0f} min of job time in total; wall time of the "
         f"last session {result['wall_s_this_session'] / 60:.0f} min on 2 cores shared with other "
         f"work ({result['settings']['workers']} workers, 1 torch thread each); seeds "
