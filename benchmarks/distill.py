@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -98,7 +99,7 @@ def train_teacher(data: DatasetSpec, out: Path, device: str) -> Path:
     if not done:
         cfg = TrainConfig(arch="teacher", epochs=TEACHER_EPOCHS, device=device)
         train(cfg, data.features(FrontendConfig()), out, resume=True)
-    atomic_write(TEACHER, (out / "best.pt").read_bytes())
+    atomic_write(TEACHER, lambda tmp: shutil.copyfile(out / "best.pt", tmp))
     return TEACHER
 
 
