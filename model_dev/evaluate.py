@@ -203,8 +203,7 @@ def evaluate(
         "at_thresholds": operating_points(labels, probs, values, fs.classes),
         "files": {},
     }
-    if fs.skipped:  # files left out as unreadable (--skip-bad): the figures are without them
-        result["skipped"] = [list(s) for s in fs.skipped]
+    result |= fs.skip_record()  # files left out as unreadable: the figures are without them
     save_checkpoint({**ckpt, "thresholds": thresholds}, path)
     if out_dir is not None:
         result["files"] = _write_evaluation(result, labels, probs, fs.classes, Path(out_dir))

@@ -88,6 +88,11 @@ class FeatureSet:
         wanted = {split} if isinstance(split, str) else set(split)
         return np.array([i for i, s in enumerate(self.splits) if s in wanted], dtype=np.int64)
 
+    def skip_record(self) -> dict:
+        """``{"skipped": [[path, why], ...]}`` when files were left out as unreadable
+        (``--skip-bad``), else ``{}``: what checkpoints and reports record about them."""
+        return {"skipped": [list(s) for s in self.skipped]} if self.skipped else {}
+
     def label_counts(self) -> dict[str, dict[str, int]]:
         """Clips per split and label: ``{split: {label: n}}`` (every label of every split)."""
         counts: dict[str, dict[str, int]] = {}

@@ -224,7 +224,10 @@ def sweep(
     for name, cfg in config.jobs(str(teacher)):
         job_dir = out / "jobs" / name
         (skipped if _is_done(name, cfg, job_dir) else todo).append((name, cfg, job_dir))
-    write_json(out / "sweep_config.json", {"config": config.to_dict(), "teacher": str(teacher)})
+    write_json(
+        out / "sweep_config.json",
+        {"config": config.to_dict(), "teacher": str(teacher), **fs.skip_record()},
+    )
     _teacher_result(teacher, fs, out, config.split)
     on_result = on_result or (lambda r: None)
     if backend == "ray":

@@ -391,7 +391,7 @@ def _identity(
             "train_clips": len(train_data),
             "val_clips": len(val),
             **({"validation": fs.validation} if fs.validation else {}),
-            **({"skipped": [list(s) for s in fs.skipped]} if fs.skipped else {}),
+            **fs.skip_record(),
         },
         "teacher": None
         if teacher_meta is None

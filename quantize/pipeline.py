@@ -257,6 +257,7 @@ def quantize(
         "conversion_seconds": conversion_seconds,
         "calibration": {"windows": int(len(cal)) + 1, "splits": list(cfg.train_splits)},
         "drift": drift,
+        **fs.skip_record(),  # files left out as unreadable: the figures are without them
     }
     _write_report(report, evaluation["scores"], fs.classes, model.spec.name, split)
     return report

@@ -139,6 +139,29 @@ def test_checkpoint_records_skipped_files_and_stale_temporaries_go(tmp_path):
     assert "skipped" not in plain["dataset"]  # identities of runs without skips unchanged
 
 
+@pytest.mark.slow
+def test_quantize_and_sweep_reports_record_skipped_files(tmp_path):
+    """Row 7: the quantize report and the sweep folder say which files the figures are without."""
+    import dataclasses
+
+    from model_dev.sweep import sweep
+    from model_dev.sweep_config import SweepConfig
+    from model_dev.train import train
+    from model_dev.train_config import TrainConfig
+    from quantize.pipeline import quantize
+    from tests.model_dev.test_train import FAST, TINY_TEACHER, toy_features
+
+    gone = [["gone.wav", "file not found"]]
+    fs = dataclasses.replace(toy_features(), skipped=[tuple(gone[0])])
+    best = train(TrainConfig(arch="s5k", epochs=1, **FAST), fs, tmp_path / "run", progress=False)
+    assert quantize(best, tmp_path / "m.tflite", fs, limit=4)["skipped"] == gone
+    teacher = train(TrainConfig(arch="teacher", epochs=1, **FAST), fs, tmp_path / "t",
+                    spec=TINY_TEACHER, progress=False)  # fmt: skip
+    cfg = SweepConfig(students=("s5k",), methods=("none",), seeds=(0,), train={"epochs": 1})
+    sweep(cfg, fs, teacher, tmp_path / "sweep", jobs=1, progress=False)
+    assert json.loads((tmp_path / "sweep/sweep_config.json").read_text())["skipped"] == gone
+
+
 def test_features_command_prints_clips_per_split_and_label(manifest, tmp_path, capsys):
     args = ["features", "--dataset", "manifest", "--data", str(manifest), "--jobs", "1"]
     with pytest.warns(UserWarning, match="'dgo'"):
