@@ -293,11 +293,14 @@ def main(argv: list[str] | None = None) -> None:
     data = DatasetSpec(args.data, "synth", args.cache, jobs=args.jobs)
     if not args.report_only:
         train_teacher(data, args.runs / "teacher", args.device)
+    # relative (like --data and --runs): the path is part of each job's recorded config, which
+    # must match when a later session, in another checkout, restores the finished jobs
+    teacher = Path(os.path.relpath(TEACHER))
     if args.select:
-        chosen = select(data, TEACHER, args.runs / "select", args.jobs, args.threads)["chosen"]
+        chosen = select(data, teacher, args.runs / "select", args.jobs, args.threads)["chosen"]
         print(json.dumps(chosen, indent=1))
     elif not (args.report_only or args.teacher_only):
-        run_sweep(data, TEACHER, args.runs / "sweep", args.jobs, args.threads, args.fresh)
+        run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads, args.fresh)
     if (RESULTS / "distill.json").is_file():
         section = docs_section(args.runs / "sweep")
         write_marked_section(args.docs, BEGIN, END, section)
