@@ -327,12 +327,18 @@ def _markdown(r: dict, out: Path) -> str:
         row(f"student {r['config']['student']} float, no distillation", a["student_none_float"]),
         row(f"student {r['config']['student']} float, IUSP (same seed)", a["student_float"]),
         row("student int8 (TFLM, host)", a["student_int8"]),
-        row(f"student int8 on the device, first {n_dev} test clips", a["device"]),
-        row(f"student int8 on the host, same {n_dev} clips", a["device_host_reference"]),
-        "",
-        f"The device validated {n_dev} of the {n_test} test clips (`--validate-clips` sets the "
-        "number); its scores are byte-identical to the host's, hence the same AUPRC (on a part "
-        "of the split it differs from the whole split's by chance).",
+        *(
+            [row(f"student int8 on the device, all {n_dev} test clips", a["device"])]
+            if n_dev == n_test
+            else [
+                row(f"student int8 on the device, first {n_dev} test clips", a["device"]),
+                row(f"student int8 on the host, same {n_dev} clips", a["device_host_reference"]),
+                "",
+                f"The device validated {n_dev} of the {n_test} test clips (`--validate-clips` "
+                "sets the number); its scores are byte-identical to the host's, hence the same "
+                "AUPRC (on a part of the split it differs from the whole split's by chance).",
+            ]
+        ),
         "",
         f"Sizes: model {r['quantize']['model_bytes']} B (.tflite), TFLM arena "
         f"{r['quantize']['arena_bytes']} B; Cortex-M4 image flash {m['flash']['total']} B "

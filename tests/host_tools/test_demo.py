@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host_tools.demo import DemoConfig, demo
+from host_tools.demo import DemoConfig, _markdown, demo
 
 pytestmark = pytest.mark.skipif(
     shutil.which("gcc") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -45,6 +45,11 @@ def test_demo_tiny_whole_chain(tiny_run):
     text = report.read_text()
     assert "float, no distillation |" in text and "float, IUSP (same seed) |" in text
     assert "on the device, first 3 test clips" in text and "on the host, same 3 clips" in text
+    # the whole split validated (the default): one device row, no partial-split caveat
+    n = data["quantize"]["evaluated_clips"]
+    every = {**data, "validation": {**data["validation"], "n_requested": n}}
+    whole = _markdown(every, report.parent)
+    assert f"on the device, all {n} test clips" in whole and "same 3 clips" not in whole
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
