@@ -31,7 +31,12 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aedfw`` argument parser (nested sub-commands such as ``data synth``)."""
-    parser = argparse.ArgumentParser(prog="aedfw", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="aedfw",
+        description="From a labelled audio set to a microcontroller, validated bit for bit. "
+        "Run 'aedfw <command> --help' for a command's options and examples.",
+        epilog="start with: aedfw demo (the whole chain on the built-in corpus)",
+    )
     commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     for name in COMMAND_MODULES:
         importlib.import_module(f"aedfw.commands.{name}").register(commands)
