@@ -35,8 +35,11 @@ from quantize.tflite_model import TFLITE_IDENTIFIER
 
 METADATA_NAME = b"aedfw"
 METADATA_FORMAT = 1
-#: Clip aggregations of window scores the device and the host reference implement.
-AGGREGATIONS = ("max",)
+#: The clip aggregation of window scores of each task: ``max`` (tagging, host reference and
+#: device) and ``mean`` (anomaly, :mod:`quantize.anomaly`; no device post-processing yet).
+AGGREGATIONS = {"tagging": "max", "anomaly": "mean"}
+#: Anomaly-only fields, left out of a tagging model's JSON (its file stays byte-identical).
+ANOMALY_FIELDS = ("method", "machine_type", "score_definition")
 BUFFER_ALIGNMENT = 16
 
 
@@ -64,7 +67,8 @@ class ModelMetadata:
     window_frames, window_hop_frames : int
         Model window and hop (frames) of :func:`model_dev.arch.window_starts`.
     aggregation : str
-        ``"max"``: clip score = maximum over windows of the int8 scores.
+        ``"max"``: clip score = maximum over windows of the int8 scores; ``"mean"`` (anomaly):
+        mean over windows of the integer window scores.
     input_scale, input_zero_point, output_scale, output_zero_point
         I/O quantisation as in the flatbuffer (scales are float32 values).
     arena_bytes : int
@@ -83,7 +87,11 @@ class ModelMetadata:
         What the model does, the key of :data:`quantize.tasks.TASKS` that post-processing,
         reports and validation dispatch on (``"tagging"``: multi-label sound events).
     score : str
-        What an output score means (``"probability"``: per-class sigmoid probability).
+        What an output score means (``"probability"``: per-class sigmoid probability;
+        ``"reconstruction_sse"``: see :mod:`quantize.anomaly`).
+    method, machine_type, score_definition : str
+        Anomaly models only: the detector method (``"dense_ae"``...), the machine type it
+        watches and the integer score in words (``""`` for tagging).
     """
 
     frontend: FrontendConfig
@@ -106,6 +114,9 @@ class ModelMetadata:
     threshold_source: str = ""
     task: str = "tagging"
     score: str = "probability"
+    method: str = ""
+    machine_type: str = ""
+    score_definition: str = ""
 
     @classmethod
     def for_graph(
@@ -130,7 +141,8 @@ class ModelMetadata:
             The fields of the same names.
         **extra
             ``checkpoint_sha256`` (default 64 zeros: no checkpoint), ``state_dict_sha256``,
-            ``threshold_source``, ``task``, ``score``.
+            ``threshold_source``, ``task``, ``score``, ``method``, ``machine_type``,
+            ``score_definition``.
         """
         thresholds = tuple(float(t) for t in thresholds)
         return cls(
@@ -158,6 +170,9 @@ class ModelMetadata:
         d["frontend"] = self.frontend.to_dict()
         d["thresholds"] = [t if np.isfinite(t) else "inf" for t in self.thresholds]
         d["labels"], d["thresholds_q"] = list(self.labels), list(self.thresholds_q)
+        for k in ANOMALY_FIELDS:
+            if not d[k]:
+                del d[k]
         return {"format": METADATA_FORMAT, **d}
 
     @classmethod
@@ -183,10 +198,10 @@ class ModelMetadata:
             raise MetadataError(f"{source}: aedfw metadata frontend_hash does not match frontend")
         if not len(meta.labels) == len(meta.thresholds) == len(meta.thresholds_q):
             raise MetadataError(f"{source}: labels, thresholds and thresholds_q differ in length")
-        if meta.aggregation not in AGGREGATIONS:
+        if meta.aggregation != AGGREGATIONS.get(meta.task):
             raise MetadataError(
                 f"{source}: aedfw metadata aggregation {meta.aggregation!r} is not supported "
-                f"(the device and the host reference implement {list(AGGREGATIONS)})"
+                f"for task {meta.task!r} (each task's aggregation: {AGGREGATIONS})"
             )
         return meta
 

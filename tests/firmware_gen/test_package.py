@@ -388,7 +388,7 @@ def test_task_dispatch_refuses_an_unknown_task(model, tmp_path):
     assert model[1].task == "tagging" and task_of(model[1]) is TASKS["tagging"]
     other = tmp_path / "anomaly.tflite"
     shutil.copyfile(model[0], other)
-    write_metadata(other, dataclasses.replace(model[1], task="anomaly"))
+    write_metadata(other, dataclasses.replace(model[1], task="anomaly", aggregation="mean"))
     with pytest.raises(ValueError, match="task 'anomaly'"):
         firmware(other, tmp_path / "fw")
     with pytest.raises(ValueError, match="'anomaly' is not supported"):

@@ -1,0 +1,404 @@
+"""Anomaly checkpoint -> one full-int8 .tflite per machine type, the integer anomaly score, and
+float vs int8 AUC/pAUC (``aedfw quantize`` on an anomaly checkpoint).
+
+Only the dense autoencoders (``dense_ae``, ``dense_ae_small``) so far. Per machine type:
+
+1. the detector's torch network and its Keras mirror (:func:`~quantize.keras_mirror.
+   build_keras_anomaly`, BatchNorm folded), drift-checked on calibration windows;
+2. ``TFLiteConverter`` full int8 (:func:`~quantize.convert.keras_to_tflite`) with a
+   representative set of ``calibration_windows`` windows drawn (seeded) from the type's normal
+   training clips plus the extremes window, so the input format is the front end's
+   (:func:`~quantize.convert.representative_set`, :func:`~quantize.convert.check_io`);
+3. graph check (RESHAPE + FULLY_CONNECTED only), exact TFLM arena, metadata (task
+   ``anomaly``, the method, the score, the window, the machine type, the threshold in integer
+   score units);
+4. test split through the float torch model and the int8 model (TFLM, the host golden):
+   AUC/pAUC per type (:mod:`model_dev.anomaly.metrics`) of both.
+
+Integer score (what the device will compute, :func:`integer_window_scores`): the model input
+``x`` is the int8 window (5 frames x n_mels, frame-major), the output ``y`` the int8
+reconstruction. ``y`` is requantised to the input's scale and zero point with TFLite's
+fixed-point multiplier (:func:`quantize_multiplier`, :func:`multiply_by_quantized_multiplier`)
+and clamped to int8; the window score is ``sum((x - y_rq) ** 2)`` (at most 640 * 255**2 < 2**31);
+the clip score is the mean over the clip's windows. In float units it is
+``score * input_scale**2 / n_in``, the float detector's mean squared error. The decision is
+``clip score >= thresholds_q[0]`` with ``thresholds_q = floor(t * n_in / input_scale**2) + 1``
+for the checkpoint's float threshold ``t`` (float decision: score > t), exact for integer means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from model_dev.config_io import json_finite
+from model_dev.fileio import atomic_write, atomic_write_text
+from model_dev.frontend import FrontendConfig
+
+#: Anomaly methods this module converts.
+QUANTIZABLE = ("dense_ae", "dense_ae_small")
+#: The metadata's ``score`` of an anomaly model.
+SCORE = "reconstruction_sse"
+SCORE_DEFINITION = (
+    "window: sum over the 5 x n_mels int8 inputs of (x - y_rq)^2, y_rq the int8 output "
+    "requantised to the input scale/zero point (TFLite fixed-point multiplier, clamped to "
+    "int8); clip: mean over windows (5 frames, hop 1, short clips padded with -128); "
+    "anomalous when clip score >= thresholds_q"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Integer score (the Python reference of the device's arithmetic)
+# --------------------------------------------------------------------------------------------
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: ``real = m * 2**(shift - 31)``, ``m`` in [2**30, 2**31)."""
+    if not real > 0:
+        raise ValueError(f"quantize_multiplier: need a positive scale ratio, got {real!r}")
+    mantissa, shift = math.frexp(real)
+    m = math.floor(mantissa * (1 << 31) + 0.5)  # TfLiteRound: half away from zero
+    if m == 1 << 31:
+        m, shift = m // 2, shift + 1
+    return m, shift
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, m: int, shift: int) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier`` on int32 values (as int64 arrays):
+    ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``."""
+    x = np.asarray(x, dtype=np.int64) * (1 << max(shift, 0))
+    ab = x * m
+    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(nudged >= 0, nudged >> 31, -((-nudged) >> 31))  # C division truncates
+    e = max(-shift, 0)
+    mask = (1 << e) - 1
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> e) + ((high & mask) > threshold)
+
+
+def requantize(y_q: np.ndarray, scales: tuple[float, int, float, int]) -> np.ndarray:
+    """int8 outputs -> int8 at the input's scale: ``scales`` = (input scale, input zero point,
+    output scale, output zero point); float32 scales as stored in the flatbuffer."""
+    s_in, zp_in, s_out, zp_out = scales
+    m, shift = quantize_multiplier(float(np.float64(s_out) / np.float64(s_in)))
+    y = multiply_by_quantized_multiplier(np.asarray(y_q, np.int64) - zp_out, m, shift) + zp_in
+    return np.clip(y, -128, 127)
+
+
+def integer_window_scores(
+    windows_q: np.ndarray, outputs_q: np.ndarray, scales: tuple[float, int, float, int]
+) -> np.ndarray:
+    """Integer anomaly score of each window (int64 ``[N]``).
+
+    Parameters
+    ----------
+    windows_q : np.ndarray
+        int8 model inputs ``[N, frames, n_mels]``.
+    outputs_q : np.ndarray
+        int8 model outputs ``[N, frames * n_mels]`` (frame-major).
+    scales : tuple
+        (input scale, input zero point, output scale, output zero point).
+    """
+    x = np.asarray(windows_q, np.int64).reshape(len(windows_q), -1)
+    y = requantize(outputs_q, scales).reshape(x.shape)
+    return ((x - y) ** 2).sum(axis=1)
+
+
+def scales_of(meta_or_info) -> tuple[float, int, float, int]:
+    """The (input scale, input zero point, output scale, output zero point) of a model's
+    metadata or :class:`~quantize.convert.GraphInfo`."""
+    m = meta_or_info
+    return m.input_scale, m.input_zero_point, m.output_scale, m.output_zero_point
+
+
+def threshold_q(threshold: float, n_in: int, input_scale: float) -> int:
+    """The float threshold (mean squared error) in integer score units (module docstring)."""
+    return math.floor(threshold * n_in / float(input_scale) ** 2) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion and report
+# --------------------------------------------------------------------------------------------
+def _int8(clip: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+    """Dequantised front-end features back to their int8 values (checked exact)."""
+    s = np.float32(cfg.input_scale)
+    q = np.rint(clip / s + cfg.input_zero_point).astype(np.int8)
+    if not np.array_equal(((q.astype(np.float32) - cfg.input_zero_point) * s), clip):
+        raise ValueError("features are not dequantised front-end output of this front end")
+    return q
+
+
+def clip_windows_q(layout, clip_q: np.ndarray) -> np.ndarray:
+    """int8 model windows ``[n, frames, n_mels]`` of one int8 clip, as the float detector cuts
+    them (:meth:`model_dev.anomaly.detectors.Layout.windows`; short clips padded with -128)."""
+    return layout.windows(clip_q, -128).reshape(-1, layout.frames, clip_q.shape[1])
+
+
+def int8_clip_scores(tflite: bytes, layout, clips_q: list[np.ndarray], scales) -> dict:
+    """Window and clip integer scores of int8 clips through the TFLM runtime."""
+    from quantize.runtime import run_tflm
+
+    wins = [clip_windows_q(layout, c) for c in clips_q]
+    owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(wins)])
+    windows = np.concatenate(wins)
+    outputs = run_tflm(tflite, windows)
+    window_scores = integer_window_scores(windows, outputs, scales)
+    clip = np.bincount(owner, window_scores, len(wins)) / np.bincount(owner, minlength=len(wins))
+    return {
+        "windows": windows,
+        "outputs": outputs,
+        "window_scores": window_scores,
+        "owner": owner,
+        "clip": clip,
+    }
+
+
+def litert_parity(tflite: bytes, int8: dict, scales) -> dict:
+    """TFLM (golden) vs LiteRT ``BUILTIN_REF`` on the windows of :func:`int8_clip_scores`: the
+    share of equal output values and of equal integer window scores, the largest LSB
+    difference (DESIGN contract 4 allows rare 1-2 LSB differences)."""
+    from quantize.runtime import run_litert
+
+    litert = run_litert(tflite, int8["windows"])
+    diff = np.abs(litert.astype(np.int16) - int8["outputs"].astype(np.int16))
+    scores = integer_window_scores(int8["windows"], litert, scales)
+    return {
+        "values": int(diff.size),
+        "exact_match_rate": float((diff == 0).mean()),
+        "max_lsb_diff": int(diff.max(initial=0)),
+        "window_scores_equal_rate": float((scores == int8["window_scores"]).mean()),
+    }
+
+
+def _auc_pauc(scores: np.ndarray, labels: np.ndarray, ids, mtype: str) -> dict:
+    from model_dev.anomaly.metrics import Scores, evaluate_scores
+
+    r = evaluate_scores(Scores(np.asarray(scores, np.float64), labels, [mtype] * len(ids), ids))
+    return r["per_type"][mtype]
+
+
+def quantize_detector(
+    record: dict,
+    data,
+    cfg: FrontendConfig,
+    out: Path,
+    *,
+    calibration_windows: int = 200,
+    seed: int = 0,
+    checkpoint_sha256: str = "0" * 64,
+    device: str = "cpu",
+) -> dict:
+    """Convert one machine type's dense-AE detector and evaluate float vs int8 on its test split.
+
+    Parameters
+    ----------
+    record : dict
+        A detector record of an anomaly checkpoint (:func:`~model_dev.anomaly.pipeline.
+        train_detector`).
+    data : model_dev.anomaly.pipeline.TypeData
+        The type's clips: calibration from ``data.train``, evaluation on ``data.test``.
+    cfg : FrontendConfig
+        The front end the features come from.
+    out : Path
+        The .tflite to write (atomically, metadata embedded).
+
+    Returns
+    -------
+    dict
+        ``model`` (path, bytes, ops, I/O quantisation, arena), ``float`` and ``int8``
+        (``auc``, ``pauc``), ``delta_auc``, ``drift``, ``threshold``, ``decisions``,
+        ``parity_tflm_litert`` (:func:`litert_parity`), and (not JSON) ``scores``: float
+        clip scores and :func:`int8_clip_scores`.
+    """
+    from model_dev.anomaly import detectors as det
+    from model_dev.anomaly.pipeline import load_network, score_record
+    from quantize.convert import (
+        DRIFT_WINDOWS,
+        GraphError,
+        check_graph,
+        check_io,
+        dequantize,
+        keras_to_tflite,
+        representative_set,
+    )
+    from quantize.keras_mirror import build_keras_anomaly, check_anomaly_drift
+    from quantize.metadata import ModelMetadata, embed_metadata, read_metadata
+    from quantize.runtime import arena_size
+
+    method, mtype = record["method"], data.machine_type
+    if method not in QUANTIZABLE:
+        raise ValueError(
+            f"method {method!r} cannot be quantised yet (only {', '.join(QUANTIZABLE)})"
+        )
+    layout, model = det.Layout(**record["layout"]), load_network(record)
+    spec = model.spec
+    cal = np.concatenate([clip_windows_q(layout, _int8(c, cfg)) for c in data.train])
+    rng = np.random.default_rng(seed)
+    cal = cal[np.sort(rng.choice(len(cal), min(calibration_windows, len(cal)), replace=False))]
+    rep = dequantize(representative_set(cal), cfg)
+    keras_model = build_keras_anomaly(spec, model)
+    drift = check_anomaly_drift(keras_model, model, rep[-DRIFT_WINDOWS:])
+    tflite = keras_to_tflite(keras_model, rep)
+    source = f"converted {method} ({mtype})"
+    info = check_graph(tflite, source)
+    check_io(info, cfg, source)
+    want = ((1, spec.frames, spec.n_mels, 1), (1, spec.n_in))
+    if (info.input_shape, info.output_shape) != want:
+        raise GraphError(
+            f"{source}: I/O shapes {info.input_shape} -> {info.output_shape}, "
+            f"expected {want[0]} -> {want[1]}"
+        )
+
+    threshold = float(record["threshold"]["value"])
+    md = ModelMetadata.for_graph(
+        info, cfg, ("anomalous",), (threshold,), layout.frames, layout.hop, arena_size(tflite),
+        spec.name, checkpoint_sha256=checkpoint_sha256,
+        state_dict_sha256=record.get("state_dict_sha256", ""),
+        threshold_source=f"checkpoint ({record['threshold'].get('method')} fit on "
+        f"{record['threshold'].get('n_clips')} held-out normal clips)",
+        task="anomaly", score=SCORE, method=method, machine_type=mtype,
+        score_definition=SCORE_DEFINITION,
+    )  # fmt: skip
+    thr_q = threshold_q(threshold, spec.n_in, info.input_scale)
+    md = dataclasses.replace(md, thresholds_q=(thr_q,), aggregation="mean")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: Path(tmp).write_bytes(embed_metadata(tflite, md)))
+    md = read_metadata(out)
+
+    float_scores = score_record(record, data.test, data.test_ids, data.silence, device)
+    int8 = int8_clip_scores(tflite, layout, [_int8(c, cfg) for c in data.test], scales_of(md))
+    parity = litert_parity(tflite, int8, scales_of(md))
+    ids = [data.ids[i] for i in data.test_ids]
+    f, q = (_auc_pauc(s, data.test_labels, ids, mtype) for s in (float_scores, int8["clip"]))
+    y = data.test_labels
+    fired = {"float": float_scores > threshold, "int8": int8["clip"] >= thr_q}
+    return {
+        "machine_type": mtype,
+        "model": {
+            "path": str(out),
+            "bytes": out.stat().st_size,
+            "model_hash": md.model_hash,
+            "ops": list(info.ops),
+            "input": {"scale": md.input_scale, "zero_point": md.input_zero_point},
+            "output": {"scale": md.output_scale, "zero_point": md.output_zero_point},
+            "arena_bytes": md.arena_bytes,
+        },
+        "drift": drift,
+        "calibration_windows": int(len(cal)) + 1,
+        "n_clips": len(y),
+        "n_windows": int(len(int8["windows"])),
+        "float": f,
+        "int8": q,
+        "delta_auc": q["auc"] - f["auc"],
+        "delta_pauc": q["pauc"] - f["pauc"],
+        "parity_tflm_litert": parity,
+        "threshold": {"value": threshold, "q": thr_q},
+        "decisions": {
+            k: {
+                "tpr": float(d[y == 1].mean()) if (y == 1).any() else None,
+                "fpr": float(d[y == 0].mean()) if (y == 0).any() else None,
+            }
+            for k, d in fired.items()
+        },
+        "scores": {"float": float_scores, "int8": int8},
+    }
+
+
+def quantize_anomaly(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    root: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    calibration_windows: int = 200,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Quantise every machine type of an anomaly checkpoint found in the dataset at ``root``.
+
+    Writes ``<out_dir>/<machine type>.tflite`` per type and ``<out_dir>/quantize.json`` and
+    ``quantize.md`` (float vs int8 AUC/pAUC per type on the test split). Returns the report.
+    """
+    from model_dev.anomaly.pipeline import load_anomaly_checkpoint, prepare, type_data
+
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    ckpt = load_anomaly_checkpoint(checkpoint)
+    if ckpt["method"] not in QUANTIZABLE:
+        raise ValueError(
+            f"{checkpoint}: method {ckpt['method']!r} cannot be quantised yet "
+            f"(only {', '.join(QUANTIZABLE)})"
+        )
+    cfg = FrontendConfig.from_dict(ckpt["frontend"], f"{checkpoint}: frontend")
+    kind = ckpt["dataset"]["kind"]
+    ms, fs = prepare(kind, root, cache_dir or Path(root) / ".features", cfg, progress)
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    types = {}
+    for mtype, record in ckpt["detectors"].items():
+        if mtype in ms.types:
+            r = quantize_detector(
+                record,
+                type_data(ms, fs, mtype),
+                cfg,
+                out_dir / f"{mtype}.tflite",
+                calibration_windows=calibration_windows,
+                seed=seed,
+                checkpoint_sha256=sha,
+                device=device,
+            )
+            types[mtype] = {k: v for k, v in r.items() if k != "scores"}
+    if not types:
+        raise ValueError(
+            f"{root}: none of the checkpoint's machine types {list(ckpt['detectors'])}"
+        )
+    mean = {
+        f"{m}_{k}": float(np.mean([t[m][k] for t in types.values()]))
+        for m in ("float", "int8")
+        for k in ("auc", "pauc")
+    }
+    report = {
+        "checkpoint": {"path": str(checkpoint), "sha256": sha},
+        "task": "anomaly",
+        "method": ckpt["method"],
+        "score": SCORE,
+        "score_definition": SCORE_DEFINITION,
+        "split": "test",
+        "pauc_convention": "challenge: area over FPR<=0.1 divided by 0.1 (not McClish)",
+        "per_type": types,
+        "mean": mean,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(json_finite(report), indent=1, allow_nan=False) + "\n"
+    atomic_write_text(out_dir / "quantize.json", text)
+    atomic_write_text(out_dir / "quantize.md", _markdown(report))
+    return report
+
+
+def _markdown(r: dict) -> str:
+    lines = [
+        f"# Quantisation report: anomaly, {r['method']}",
+        "",
+        f"- checkpoint: `{r['checkpoint']['path']}` (sha256 `{r['checkpoint']['sha256'][:16]}`)",
+        f"- score: {r['score_definition']}",
+        f"- pAUC: {r['pauc_convention']}",
+        "",
+        f"## AUC / pAUC on `{r['split']}`, float (torch) vs int8 (TFLM, integer score)",
+        "",
+        "| machine type | float AUC | int8 AUC | float pAUC | int8 pAUC | bytes | arena |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mtype, t in r["per_type"].items():
+        lines.append(
+            f"| {mtype} | {t['float']['auc']:.4f} | {t['int8']['auc']:.4f} | "
+            f"{t['float']['pauc']:.4f} | {t['int8']['pauc']:.4f} | {t['model']['bytes']} | "
+            f"{t['model']['arena_bytes']} |"
+        )
+    m = r["mean"]
+    lines.append(
+        f"| mean | {m['float_auc']:.4f} | {m['int8_auc']:.4f} | {m['float_pauc']:.4f} | "
+        f"{m['int8_pauc']:.4f} | | |"
+    )
+    return "\n".join(lines) + "\n"
