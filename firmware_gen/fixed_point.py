@@ -57,6 +57,19 @@ def mbqm(x: int, m: int, shift: int) -> int:
     return rdpot(srdhm(_wrap32(x << max(shift, 0)), m), max(-shift, 0))
 
 
+def mbqm_array(x: np.ndarray, m: int, shift: int) -> np.ndarray:
+    """:func:`mbqm` over an array of int32 values (computed in int64; no saturation needed for
+    the small products it is used on: ``|x| << shift`` stays far from 2^31)."""
+    x = np.asarray(x, dtype=np.int64) * (1 << max(shift, 0))
+    ab = x * m
+    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(nudged >= 0, nudged >> 31, -((-nudged) >> 31))  # C division truncates
+    e = max(-shift, 0)
+    mask = (1 << e) - 1
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> e) + ((high & mask) > threshold)
+
+
 def _sat_shl(x: int, e: int) -> int:
     """gemmlowp ``SaturatingRoundingMultiplyByPOT`` with a positive exponent."""
     threshold = (1 << (31 - e)) - 1

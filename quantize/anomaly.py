@@ -18,7 +18,7 @@ Only the dense autoencoders (``dense_ae``, ``dense_ae_small``) so far. Per machi
 Integer score (what the device will compute, :func:`integer_window_scores`): the model input
 ``x`` is the int8 window (5 frames x n_mels, frame-major), the output ``y`` the int8
 reconstruction. ``y`` is requantised to the input's scale and zero point with TFLite's
-fixed-point multiplier (:func:`quantize_multiplier`, :func:`multiply_by_quantized_multiplier`)
+fixed-point multiplier (``firmware_gen.fixed_point``: ``quantize_multiplier``, ``mbqm_array``)
 and clamped to int8; the window score is ``sum((x - y_rq) ** 2)`` (at most 640 * 255**2 < 2**31);
 the clip score is the mean over the clip's windows. In float units it is
 ``score * input_scale**2 / n_in``, the float detector's mean squared error. The decision is
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware_gen.fixed_point import mbqm_array, quantize_multiplier
 from model_dev.config_io import json_finite
 from model_dev.fileio import atomic_write, atomic_write_text
 from model_dev.frontend import FrontendConfig
@@ -55,36 +56,12 @@ SCORE_DEFINITION = (
 # --------------------------------------------------------------------------------------------
 # Integer score (the Python reference of the device's arithmetic)
 # --------------------------------------------------------------------------------------------
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's ``QuantizeMultiplier``: ``real = m * 2**(shift - 31)``, ``m`` in [2**30, 2**31)."""
-    if not real > 0:
-        raise ValueError(f"quantize_multiplier: need a positive scale ratio, got {real!r}")
-    mantissa, shift = math.frexp(real)
-    m = math.floor(mantissa * (1 << 31) + 0.5)  # TfLiteRound: half away from zero
-    if m == 1 << 31:
-        m, shift = m // 2, shift + 1
-    return m, shift
-
-
-def multiply_by_quantized_multiplier(x: np.ndarray, m: int, shift: int) -> np.ndarray:
-    """TFLite's ``MultiplyByQuantizedMultiplier`` on int32 values (as int64 arrays):
-    ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``."""
-    x = np.asarray(x, dtype=np.int64) * (1 << max(shift, 0))
-    ab = x * m
-    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(nudged >= 0, nudged >> 31, -((-nudged) >> 31))  # C division truncates
-    e = max(-shift, 0)
-    mask = (1 << e) - 1
-    threshold = (mask >> 1) + (high < 0)
-    return (high >> e) + ((high & mask) > threshold)
-
-
 def requantize(y_q: np.ndarray, scales: tuple[float, int, float, int]) -> np.ndarray:
     """int8 outputs -> int8 at the input's scale: ``scales`` = (input scale, input zero point,
     output scale, output zero point); float32 scales as stored in the flatbuffer."""
     s_in, zp_in, s_out, zp_out = scales
     m, shift = quantize_multiplier(float(np.float64(s_out) / np.float64(s_in)))
-    y = multiply_by_quantized_multiplier(np.asarray(y_q, np.int64) - zp_out, m, shift) + zp_in
+    y = mbqm_array(np.asarray(y_q, np.int64) - zp_out, m, shift) + zp_in
     return np.clip(y, -128, 127)
 
 

@@ -9,30 +9,18 @@ import math
 import numpy as np
 import pytest
 
+from firmware_gen.fixed_point import mbqm, quantize_multiplier
 from model_dev.anomaly.data import ANOMALY_FRONTEND
 from model_dev.anomaly.pipeline import train_detector
 from model_dev.anomaly.training import FitConfig
-from quantize.anomaly import (
-    integer_window_scores,
-    quantize_detector,
-    quantize_multiplier,
-    scales_of,
-    threshold_q,
-)
+from quantize.anomaly import integer_window_scores, quantize_detector, scales_of, threshold_q
 from tests.model_dev.anomaly.test_methods import blatant  # noqa: F401 (fixture)
 
 
 def _requantize_py(y: int, s_in: float, zp_in: int, s_out: float, zp_out: int) -> int:
-    """TFLite's MultiplyByQuantizedMultiplier as its C source reads, with Python ints."""
+    """The scalar twin of the C engine's MultiplyByQuantizedMultiplier, with Python ints."""
     m, shift = quantize_multiplier(float(np.float64(s_out) / np.float64(s_in)))
-    x = (y - zp_out) * 2 ** max(shift, 0)
-    ab = x * m
-    ab += 2**30 if ab >= 0 else 1 - 2**30
-    high = abs(ab) // 2**31 * (1 if ab >= 0 else -1)  # int64 division truncates toward zero
-    e = max(-shift, 0)
-    mask = 2**e - 1
-    out = (high >> e) + ((high & mask) > (mask >> 1) + (high < 0))
-    return min(max(out + zp_in, -128), 127)
+    return min(max(mbqm(y - zp_out, m, shift) + zp_in, -128), 127)
 
 
 def _score_py(window: np.ndarray, output: np.ndarray, scales) -> int:
