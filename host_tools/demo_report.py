@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from host_tools.validate_report import add_validation_section
-from model_dev.html_report import HtmlReport, png_of
+from model_dev.html_report import HtmlReport, png_of, pyplot
 
 #: The demo's models: report key, run sub-folder, label.
 MODELS = (
@@ -23,15 +23,6 @@ MODELS = (
     ("student_none_float", "student-none", "student, no distillation"),
     ("student_float", "student", "student, IUSP"),
 )
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def demo_html(run: str | Path) -> Path:
@@ -105,7 +96,7 @@ def _pareto(page: HtmlReport, run: Path, r: dict) -> None:
         points.append((label, size, r["auprc"][key]["micro"]))
     _, size, _ = points[-1]
     points.append(("student, IUSP, int8", size, r["auprc"]["student_int8"]["micro"]))
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, x, y in points:
         ax.scatter([x], [y], s=40, label=f"{label} ({y:.3f})")
@@ -146,7 +137,7 @@ def _memory(page: HtmlReport, m: dict) -> None:
     rows = [["flash", k, v] for k, v in m["flash"].items()]
     rows += [["RAM", k, v] for k, v in m["ram"].items()]
     page.table(["region", "part", "bytes"], rows, anchor="memory-table")
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
     for ax, (name, parts) in zip(axes, (("flash", m["flash"]), ("RAM", m["ram"])), strict=True):
         items = [(k, v) for k, v in parts.items() if k != "total"]

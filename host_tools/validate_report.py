@@ -9,21 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model_dev.html_report import HtmlReport, png_of
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from model_dev.html_report import HtmlReport, png_of, pyplot
 
 
 def plot_latency(path: Path, latency: list[float], window_cycles: list[int]) -> None:
     """Per-clip latency and per-window model cycles (``latency.png``)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     axes[0].hist(np.asarray(latency) * 1e3, bins=30)
     axes[0].set(xlabel="clip latency over the link (ms)", ylabel="clips", title="CLASSIFY")
@@ -43,7 +34,7 @@ def plot_mismatch(path: Path, pair, report: dict) -> None:
 
 def plot_features(path: Path, clip_id: str, host, device, note: str) -> None:
     """One clip's features: host, device and their difference side by side."""
-    plt = _plt()
+    plt = pyplot()
     n = min(len(host), len(device))
     delta = device[:n].astype(np.int16) - host[:n].astype(np.int16)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
@@ -100,7 +91,7 @@ def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
 def _scores_plot(clips: list[dict]) -> bytes:
     host = np.array([c["host_scores"] for c in clips], np.int16).ravel()
     dev = np.array([c["device_scores"] for c in clips], np.int16).ravel()
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([-128, 127], [-128, 127], color="grey", lw=0.8)
     ax.scatter(host, dev, s=12)

@@ -114,6 +114,16 @@ class HtmlReport:
         return path
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports are drawn without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def png_of(fig) -> bytes:
     """A matplotlib figure as PNG bytes (closed afterwards; no timestamp in the file)."""
     import io

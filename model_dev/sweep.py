@@ -218,8 +218,7 @@ def sweep(
     out, teacher = Path(out_dir), Path(teacher)
     fs = data if isinstance(data, FeatureSet) else checkpoint_inputs(teacher, data).features
     out.mkdir(parents=True, exist_ok=True)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = threads or max(1, (cores or 1) // jobs)
+    threads = threads or max(1, local_cpus() // jobs)
     todo, skipped = [], []
     for name, cfg in config.jobs(str(teacher)):
         job_dir = out / "jobs" / name
@@ -245,6 +244,13 @@ def sweep(
         lines = "\n".join(f"  {k}: {v}" for k, v in sorted(failed.items()))
         raise RuntimeError(f"{len(failed)} sweep job(s) failed (see {out / 'jobs'}):\n{lines}")
     return report
+
+
+def local_cpus() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _run_jobs(

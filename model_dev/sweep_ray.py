@@ -23,13 +23,13 @@ go to Ray's object store once and are shared by the tasks of a node.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from model_dev.features import FeatureSet
+from model_dev.sweep import local_cpus
 from model_dev.train_config import TrainConfig
 
 
@@ -41,13 +41,6 @@ def _job(name: str, cfg: TrainConfig, job_dir: Path, split: str, fs: FeatureSet,
 
     torch.set_num_threads(threads)
     return _run_job(name, cfg, job_dir, split, fs)
-
-
-def local_cpus() -> int:
-    """CPUs of the local Ray: the cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def run_jobs_ray(
