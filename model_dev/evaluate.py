@@ -126,6 +126,21 @@ def plot_pr_curves(
 THRESHOLD_SCORE = "sigmoid(max over windows of the logits); fires when score >= value"
 
 
+def clip_probs(
+    model: torch.nn.Module,
+    fs: FeatureSet,
+    splits: Sequence[str],
+    hop_frames: int,
+    device: torch.device,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-hot labels and clip scores (:data:`THRESHOLD_SCORE`) of the clips of ``splits``,
+    windows cut every ``hop_frames`` frames as in training."""
+    windows = split_windows(fs, splits, model.spec, hop_frames)
+    logits = torch.from_numpy(predict(model, windows, device, batch_size))
+    return windows.labels.numpy(), torch.sigmoid(logits).numpy()
+
+
 def evaluate(
     checkpoint: str | Path,
     data: DatasetSpec | FeatureSet,
@@ -180,9 +195,7 @@ def evaluate(
     model.to(dev)
 
     def scores(splits: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        windows = split_windows(fs, splits, model.spec, cfg.window_hop_frames)
-        logits = torch.from_numpy(predict(model, windows, dev, batch_size))
-        return windows.labels.numpy(), torch.sigmoid(logits).numpy()
+        return clip_probs(model, fs, splits, cfg.window_hop_frames, dev, batch_size)
 
     values = operating_thresholds(*scores(cfg.val_splits), target_precision)
     labels, probs = scores([split])

@@ -15,7 +15,14 @@ from aedfw.cli import main
 from model_dev.arch import spec_stats
 from model_dev.checkpoint import load_checkpoint
 from model_dev.sweep import SweepConfig, sweep, write_report
-from model_dev.sweep_report import mean_se, paired, relative_improvement, ri_interval
+from model_dev.sweep_report import (
+    mean_se,
+    micro_ap,
+    paired,
+    paired_bootstrap,
+    relative_improvement,
+    ri_interval,
+)
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
 from tests.model_dev.test_train import FAST, TINY_TEACHER, toy_features
@@ -141,6 +148,35 @@ def test_paired_statistics_and_ri_interval():
     assert r == ri_interval({0: 0.04, 1: 0.03, 2: 0.05}, {0: 0.06, 1: 0.05, 2: 0.07})
     noisy = ri_interval({0: 0.05, 1: -0.04, 2: 0.01}, {0: 0.1, 1: 0.1, 2: 0.1})
     assert math.isnan(noisy["ri"]) and "not above noise" in noisy["status"]
+
+
+def test_micro_ap_equals_sklearn_with_ties():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(3)
+    for digits in (1, 2, 6):  # coarse rounding: many tied scores
+        truth = (rng.random((60, 5)) < 0.3).astype(int)
+        scores = np.round(rng.random((60, 5)), digits).astype(np.float32)
+        want = average_precision_score(truth.ravel(), scores.ravel())
+        assert micro_ap(truth, scores) == pytest.approx(want, abs=1e-12)
+    assert math.isnan(micro_ap(np.zeros((3, 2)), np.ones((3, 2))))
+
+
+def test_paired_bootstrap_over_seeds_and_clips():
+    rng = np.random.default_rng(4)
+    truth = (rng.random((120, 4)) < 0.3).astype(np.float32)
+    base = {s: rng.random((120, 4)) for s in range(3)}
+    same = paired_bootstrap(truth, base, base, n_boot=50)
+    assert (same["diff"], same["lo"], same["hi"], same["n_seeds"]) == (0.0, 0.0, 0.0, 3)
+    better = {s: base[s] + 0.5 * truth for s in range(3)}  # every positive ranked higher
+    up = paired_bootstrap(truth, better, base, n_boot=50)
+    want = np.mean([micro_ap(truth, better[s]) - micro_ap(truth, base[s]) for s in range(3)])
+    assert up["diff"] == pytest.approx(want) and 0 < up["lo"] <= up["diff"] <= up["hi"]
+    assert up["p_above"] == 1.0
+    noisy = {s: base[s] + 0.02 * rng.standard_normal((120, 4)) for s in range(3)}
+    wide = paired_bootstrap(truth, noisy, base, n_boot=200)
+    assert wide["lo"] < 0 < wide["hi"]  # a pure-noise arm's interval covers 0
+    assert paired_bootstrap(truth, {0: base[0]}, {1: base[1]})["n_seeds"] == 0
 
 
 def test_resume_skips_done_jobs_and_reruns_missing_ones(swept, fs, teacher):
