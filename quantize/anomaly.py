@@ -1,29 +1,27 @@
-"""Anomaly checkpoint -> one full-int8 .tflite per machine type, the integer anomaly score, and
-float vs int8 AUC/pAUC (``aedfw quantize`` on an anomaly checkpoint).
+"""Anomaly checkpoint -> one full-int8 .tflite per machine type, and float vs int8 AUC/pAUC
+(``aedfw quantize`` on an anomaly checkpoint).
 
-Only the dense autoencoders (``dense_ae``, ``dense_ae_small``) so far. Per machine type:
+Deployable methods (:data:`DEPLOY`): the dense autoencoders (``dense_ae``, ``dense_ae_small``),
+the causal convolutional next-frame predictor (``causal_conv``) and the machine-ID classifier
+(``id_classifier``, one model per machine type serving all its IDs; the own ID is a device
+setting). Per machine type:
 
-1. the detector's torch network and its Keras mirror (:func:`~quantize.keras_mirror.
-   build_keras_anomaly`, BatchNorm folded), drift-checked on calibration windows;
+1. the detector's torch network and its Keras mirror (autoencoder and predictor:
+   :func:`~quantize.keras_mirror.build_keras_anomaly`; ID classifier: the tagging mirror
+   :func:`~quantize.keras_mirror.build_keras` ending at the logits), BatchNorm folded,
+   drift-checked on calibration windows;
 2. ``TFLiteConverter`` full int8 (:func:`~quantize.convert.keras_to_tflite`) with a
    representative set of ``calibration_windows`` windows drawn (seeded) from the type's normal
    training clips plus the extremes window, so the input format is the front end's
    (:func:`~quantize.convert.representative_set`, :func:`~quantize.convert.check_io`);
-3. graph check (RESHAPE + FULLY_CONNECTED only), exact TFLM arena, metadata (task
-   ``anomaly``, the method, the score, the window, the machine type, the threshold in integer
-   score units);
-4. test split through the float torch model and the int8 model (TFLM, the host golden):
-   AUC/pAUC per type (:mod:`model_dev.anomaly.metrics`) of both.
+3. graph check (the method's ops and I/O shapes), exact TFLM arena, metadata (task
+   ``anomaly``, the method, the score and its definition, the window, the machine type, the
+   ID classifier's ``machine_ids``, the threshold in integer score units);
+4. test split through the float torch model and the int8 model (TFLM, the host golden) and
+   the integer score (:mod:`quantize.anomaly_scores`, the device's arithmetic): AUC/pAUC per
+   type (:mod:`model_dev.anomaly.metrics`) of both.
 
-Integer score (what the device will compute, :func:`integer_window_scores`): the model input
-``x`` is the int8 window (5 frames x n_mels, frame-major), the output ``y`` the int8
-reconstruction. ``y`` is requantised to the input's scale and zero point with TFLite's
-fixed-point multiplier (``firmware_gen.fixed_point``: ``quantize_multiplier``, ``mbqm_array``)
-and clamped to int8; the window score is ``sum((x - y_rq) ** 2)`` (at most 640 * 255**2 < 2**31);
-the clip score is the mean over the clip's windows. In float units it is
-``score * input_scale**2 / n_in``, the float detector's mean squared error. The decision is
-``clip score >= thresholds_q[0]`` with ``thresholds_q = floor(t * n_in / input_scale**2) + 1``
-for the checkpoint's float threshold ``t`` (float decision: score > t), exact for integer means.
+The integer scores, their units and thresholds are defined in :mod:`quantize.anomaly_scores`.
 """
 
 from __future__ import annotations
@@ -31,69 +29,67 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from firmware_gen.fixed_point import mbqm_array, quantize_multiplier
 from model_dev.config_io import json_finite
 from model_dev.fileio import atomic_write, atomic_write_text
 from model_dev.frontend import FrontendConfig
-
-#: Anomaly methods this module converts.
-QUANTIZABLE = ("dense_ae", "dense_ae_small")
-#: The metadata's ``score`` of an anomaly model.
-SCORE = "reconstruction_sse"
-SCORE_DEFINITION = (
-    "window: sum over the 5 x n_mels int8 inputs of (x - y_rq)^2, y_rq the int8 output "
-    "requantised to the input scale/zero point (TFLite fixed-point multiplier, clamped to "
-    "int8); clip: mean over windows (5 frames, hop 1, short clips padded with -128); "
-    "anomalous when clip score >= thresholds_q"
+from quantize.anomaly_scores import (  # noqa: F401 (the dense AE's, importable from here)
+    SCORES,
+    integer_window_scores,
+    method_threshold_q,
+    requantize,
+    scales_of,
+    threshold_q,
+    window_scores,
 )
 
 
-# --------------------------------------------------------------------------------------------
-# Integer score (the Python reference of the device's arithmetic)
-# --------------------------------------------------------------------------------------------
-def requantize(y_q: np.ndarray, scales: tuple[float, int, float, int]) -> np.ndarray:
-    """int8 outputs -> int8 at the input's scale: ``scales`` = (input scale, input zero point,
-    output scale, output zero point); float32 scales as stored in the flatbuffer."""
-    s_in, zp_in, s_out, zp_out = scales
-    m, shift = quantize_multiplier(float(np.float64(s_out) / np.float64(s_in)))
-    y = mbqm_array(np.asarray(y_q, np.int64) - zp_out, m, shift) + zp_in
-    return np.clip(y, -128, 127)
+@dataclass(frozen=True)
+class Deploy:
+    """How a method goes to the device: its graph's ops and its integer score in words."""
+
+    ops: frozenset[str]
+    score_definition: str
 
 
-def integer_window_scores(
-    windows_q: np.ndarray, outputs_q: np.ndarray, scales: tuple[float, int, float, int]
-) -> np.ndarray:
-    """Integer anomaly score of each window (int64 ``[N]``).
-
-    Parameters
-    ----------
-    windows_q : np.ndarray
-        int8 model inputs ``[N, frames, n_mels]``.
-    outputs_q : np.ndarray
-        int8 model outputs ``[N, frames * n_mels]`` (frame-major).
-    scales : tuple
-        (input scale, input zero point, output scale, output zero point).
-    """
-    x = np.asarray(windows_q, np.int64).reshape(len(windows_q), -1)
-    y = requantize(outputs_q, scales).reshape(x.shape)
-    return ((x - y) ** 2).sum(axis=1)
-
-
-def scales_of(meta_or_info) -> tuple[float, int, float, int]:
-    """The (input scale, input zero point, output scale, output zero point) of a model's
-    metadata or :class:`~quantize.convert.GraphInfo`."""
-    m = meta_or_info
-    return m.input_scale, m.input_zero_point, m.output_scale, m.output_zero_point
-
-
-def threshold_q(threshold: float, n_in: int, input_scale: float) -> int:
-    """The float threshold (mean squared error) in integer score units (module docstring)."""
-    return math.floor(threshold * n_in / float(input_scale) ** 2) + 1
+_CLIP = (
+    "; clip: mean over windows ({frames} frames, hop {hop}, short clips padded with -128); "
+    "anomalous when clip score >= thresholds_q"
+)
+_REQUANT = (
+    "y_rq the int8 output requantised to the input scale/zero point (TFLite fixed-point "
+    "multiplier, clamped to int8)"
+)
+#: The deployable methods (the keys are what this module converts).
+DEPLOY = {
+    "dense_ae": Deploy(
+        frozenset({"RESHAPE", "FULLY_CONNECTED"}),
+        "window: sum over the 5 x n_mels int8 inputs of (x - y_rq)^2, " + _REQUANT + _CLIP,
+    ),
+    "causal_conv": Deploy(
+        frozenset({"CONV_2D", "RESHAPE"}),
+        "window: T frames x n_mels int8 inputs x, output row j predicts frame j + k (k the "
+        "context = T - rows + 1); sum over frames k..T-1 and all bands of (x[t] - y_rq[t - k])^2 "
+        "(the last row, predicting frame T, is unused), " + _REQUANT + _CLIP,
+    ),
+    "id_classifier": Deploy(
+        frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}),
+        "window: -log p(own machine ID) of the softmax over the int8 logits q (scale s), in "
+        "2^-16 nats, from tables: d = max(q) - q, STEP[d_own] + LN(sum EXP[d]) with "
+        "STEP[d] = round(2^16 s d), EXP[d] = round(2^24 exp(-s d)), LN = ln(S / 2^24) in Q16 "
+        "(257-entry table of ln(1 + i/256), linear interpolation); |error| <= 3 * 2^-16 "
+        "nats; own ID = index into machine_ids (build-time or protocol)" + _CLIP,
+    ),
+}
+DEPLOY["dense_ae_small"] = DEPLOY["dense_ae"]
+#: Anomaly methods this module converts.
+QUANTIZABLE = tuple(DEPLOY)
+#: The dense autoencoders' score (kept for callers written before the other methods).
+SCORE = SCORES["dense_ae"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,32 +104,53 @@ def _int8(clip: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
     return q
 
 
+def _calibration_clips(method: str, data, cfg: FrontendConfig) -> list[np.ndarray]:
+    """int8 clips the representative windows are drawn from: the normal training clips, and
+    for the ID classifier also its pseudo-instances (the classes it was trained on; without
+    them a foreign sound drives its activations past the calibrated ranges, and the int8
+    model picks another class than the float one: loud-tone AUC 0.93 instead of 0.99)."""
+    clips = [_int8(c, cfg) for c in data.train]
+    if method != "id_classifier":
+        return clips
+    from model_dev.anomaly.detectors import pseudo_instances
+
+    s, zp = np.float32(cfg.input_scale), cfg.input_zero_point
+    warped, _ = pseudo_instances(data.train, data.train_ids, len(data.ids))
+    extra = [np.clip(np.rint(c / s + zp), -128, 127).astype(np.int8) for c in warped[len(clips) :]]
+    return clips + extra
+
+
 def clip_windows_q(layout, clip_q: np.ndarray) -> np.ndarray:
     """int8 model windows ``[n, frames, n_mels]`` of one int8 clip, as the float detector cuts
     them (:meth:`model_dev.anomaly.detectors.Layout.windows`; short clips padded with -128)."""
     return layout.windows(clip_q, -128).reshape(-1, layout.frames, clip_q.shape[1])
 
 
-def int8_clip_scores(tflite: bytes, layout, clips_q: list[np.ndarray], scales) -> dict:
-    """Window and clip integer scores of int8 clips through the TFLM runtime."""
+def int8_clip_scores(
+    tflite: bytes, layout, clips_q: list[np.ndarray], meta, own: np.ndarray | None = None
+) -> dict:
+    """Window and clip integer scores of int8 clips through the TFLM runtime (``meta``: the
+    model's metadata; ``own``: the ID classifier's own-ID class index per clip)."""
     from quantize.runtime import run_tflm
 
     wins = [clip_windows_q(layout, c) for c in clips_q]
     owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(wins)])
     windows = np.concatenate(wins)
     outputs = run_tflm(tflite, windows)
-    window_scores = integer_window_scores(windows, outputs, scales)
-    clip = np.bincount(owner, window_scores, len(wins)) / np.bincount(owner, minlength=len(wins))
+    own_w = None if own is None else np.asarray(own)[owner]
+    scores = window_scores(meta, windows, outputs, own_w)
+    clip = np.bincount(owner, scores, len(wins)) / np.bincount(owner, minlength=len(wins))
     return {
         "windows": windows,
         "outputs": outputs,
-        "window_scores": window_scores,
+        "window_scores": scores,
         "owner": owner,
+        "own": own_w,
         "clip": clip,
     }
 
 
-def litert_parity(tflite: bytes, int8: dict, scales) -> dict:
+def litert_parity(tflite: bytes, int8: dict, meta) -> dict:
     """TFLM (golden) vs LiteRT ``BUILTIN_REF`` on the windows of :func:`int8_clip_scores`: the
     share of equal output values and of equal integer window scores, the largest LSB
     difference (DESIGN contract 4 allows rare 1-2 LSB differences)."""
@@ -141,7 +158,7 @@ def litert_parity(tflite: bytes, int8: dict, scales) -> dict:
 
     litert = run_litert(tflite, int8["windows"])
     diff = np.abs(litert.astype(np.int16) - int8["outputs"].astype(np.int16))
-    scores = integer_window_scores(int8["windows"], litert, scales)
+    scores = window_scores(meta, int8["windows"], litert, int8["own"])
     return {
         "values": int(diff.size),
         "exact_match_rate": float((diff == 0).mean()),
@@ -157,6 +174,30 @@ def _auc_pauc(scores: np.ndarray, labels: np.ndarray, ids, mtype: str) -> dict:
     return r["per_type"][mtype]
 
 
+def _mirror(method: str, model, rep: np.ndarray):
+    """The Keras mirror of a detector's network, its drift against torch (on the last
+    ``DRIFT_WINDOWS`` of ``rep``), the expected output shape and the number of values its
+    squared-error score compares."""
+    from quantize.convert import DRIFT_WINDOWS
+    from quantize.keras_mirror import (
+        build_keras,
+        build_keras_anomaly,
+        check_anomaly_drift,
+        check_drift,
+    )
+
+    probe, spec = rep[-DRIFT_WINDOWS:], model.spec
+    if method == "id_classifier":
+        keras_model = build_keras(spec, model.net, logits=True)
+        return keras_model, check_drift(keras_model, model.net, probe), (1, spec.n_classes), 0
+    keras_model = build_keras_anomaly(spec, model)
+    drift = check_anomaly_drift(keras_model, model, probe)
+    if method == "causal_conv":
+        rows = spec.window_frames - spec.context + 1
+        return keras_model, drift, (1, rows, spec.n_mels), (rows - 1) * spec.n_mels
+    return keras_model, drift, (1, spec.n_in), spec.n_in
+
+
 def quantize_detector(
     record: dict,
     data,
@@ -168,7 +209,7 @@ def quantize_detector(
     checkpoint_sha256: str = "0" * 64,
     device: str = "cpu",
 ) -> dict:
-    """Convert one machine type's dense-AE detector and evaluate float vs int8 on its test split.
+    """Convert one machine type's detector and evaluate float vs int8 on its test split.
 
     Parameters
     ----------
@@ -193,7 +234,6 @@ def quantize_detector(
     from model_dev.anomaly import detectors as det
     from model_dev.anomaly.pipeline import load_network, score_record
     from quantize.convert import (
-        DRIFT_WINDOWS,
         GraphError,
         check_graph,
         check_io,
@@ -201,53 +241,56 @@ def quantize_detector(
         keras_to_tflite,
         representative_set,
     )
-    from quantize.keras_mirror import build_keras_anomaly, check_anomaly_drift
     from quantize.metadata import ModelMetadata, embed_metadata, read_metadata
     from quantize.runtime import arena_size
 
     method, mtype = record["method"], data.machine_type
     if method not in QUANTIZABLE:
         raise ValueError(
-            f"method {method!r} cannot be quantised yet (only {', '.join(QUANTIZABLE)})"
+            f"method {method!r} cannot be quantised (deployable: {', '.join(QUANTIZABLE)})"
         )
     layout, model = det.Layout(**record["layout"]), load_network(record)
     spec = model.spec
-    cal = np.concatenate([clip_windows_q(layout, _int8(c, cfg)) for c in data.train])
+    cal = np.concatenate([clip_windows_q(layout, c) for c in _calibration_clips(method, data, cfg)])
     rng = np.random.default_rng(seed)
     cal = cal[np.sort(rng.choice(len(cal), min(calibration_windows, len(cal)), replace=False))]
     rep = dequantize(representative_set(cal), cfg)
-    keras_model = build_keras_anomaly(spec, model)
-    drift = check_anomaly_drift(keras_model, model, rep[-DRIFT_WINDOWS:])
+    keras_model, drift, want_out, n_compared = _mirror(method, model, rep)
     tflite = keras_to_tflite(keras_model, rep)
     source = f"converted {method} ({mtype})"
     info = check_graph(tflite, source)
     check_io(info, cfg, source)
-    want = ((1, spec.frames, spec.n_mels, 1), (1, spec.n_in))
+    want = ((1, layout.frames, cfg.n_mels, 1), want_out)
     if (info.input_shape, info.output_shape) != want:
         raise GraphError(
             f"{source}: I/O shapes {info.input_shape} -> {info.output_shape}, "
             f"expected {want[0]} -> {want[1]}"
         )
+    if not set(info.ops) <= DEPLOY[method].ops:
+        raise GraphError(f"{source}: ops {sorted(set(info.ops))}, expected {DEPLOY[method].ops}")
 
     threshold = float(record["threshold"]["value"])
+    definition = DEPLOY[method].score_definition.format(frames=layout.frames, hop=layout.hop)
     md = ModelMetadata.for_graph(
         info, cfg, ("anomalous",), (threshold,), layout.frames, layout.hop, arena_size(tflite),
         spec.name, checkpoint_sha256=checkpoint_sha256,
         state_dict_sha256=record.get("state_dict_sha256", ""),
         threshold_source=f"checkpoint ({record['threshold'].get('method')} fit on "
         f"{record['threshold'].get('n_clips')} held-out normal clips)",
-        task="anomaly", score=SCORE, method=method, machine_type=mtype,
-        score_definition=SCORE_DEFINITION,
+        task="anomaly", score=SCORES[method], method=method, machine_type=mtype,
+        score_definition=definition,
+        machine_ids=tuple(record["ids"]) if method == "id_classifier" else (),
     )  # fmt: skip
-    thr_q = threshold_q(threshold, spec.n_in, info.input_scale)
+    thr_q = method_threshold_q(method, threshold, n_compared, info.input_scale)
     md = dataclasses.replace(md, thresholds_q=(thr_q,), aggregation="mean")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_bytes(embed_metadata(tflite, md)))
     md = read_metadata(out)
 
     float_scores = score_record(record, data.test, data.test_ids, data.silence, device)
-    int8 = int8_clip_scores(tflite, layout, [_int8(c, cfg) for c in data.test], scales_of(md))
-    parity = litert_parity(tflite, int8, scales_of(md))
+    own = data.test_ids if method == "id_classifier" else None
+    int8 = int8_clip_scores(tflite, layout, [_int8(c, cfg) for c in data.test], md, own)
+    parity = litert_parity(tflite, int8, md)
     ids = [data.ids[i] for i in data.test_ids]
     f, q = (_auc_pauc(s, data.test_labels, ids, mtype) for s in (float_scores, int8["clip"]))
     y = data.test_labels
@@ -340,8 +383,10 @@ def quantize_anomaly(
         "checkpoint": {"path": str(checkpoint), "sha256": sha},
         "task": "anomaly",
         "method": ckpt["method"],
-        "score": SCORE,
-        "score_definition": SCORE_DEFINITION,
+        "score": SCORES[ckpt["method"]],
+        "score_definition": DEPLOY[ckpt["method"]].score_definition.format(
+            frames=ckpt["window"]["frames"], hop=ckpt["window"]["hop"]
+        ),
         "split": "test",
         "pauc_convention": "challenge: area over FPR<=0.1 divided by 0.1 (not McClish)",
         "per_type": types,

@@ -39,7 +39,7 @@ METADATA_FORMAT = 1
 #: device) and ``mean`` (anomaly, :mod:`quantize.anomaly`; no device post-processing yet).
 AGGREGATIONS = {"tagging": "max", "anomaly": "mean"}
 #: Anomaly-only fields, left out of a tagging model's JSON (its file stays byte-identical).
-ANOMALY_FIELDS = ("method", "machine_type", "score_definition")
+ANOMALY_FIELDS = ("method", "machine_type", "score_definition", "machine_ids")
 BUFFER_ALIGNMENT = 16
 
 
@@ -92,6 +92,9 @@ class ModelMetadata:
     method, machine_type, score_definition : str
         Anomaly models only: the detector method (``"dense_ae"``...), the machine type it
         watches and the integer score in words (``""`` for tagging).
+    machine_ids : tuple of str
+        ID classifier only: the machine IDs in class order (the own-ID index the device is
+        given points into it); ``()`` otherwise.
     """
 
     frontend: FrontendConfig
@@ -117,6 +120,7 @@ class ModelMetadata:
     method: str = ""
     machine_type: str = ""
     score_definition: str = ""
+    machine_ids: tuple[str, ...] = ()
 
     @classmethod
     def for_graph(
@@ -142,7 +146,7 @@ class ModelMetadata:
         **extra
             ``checkpoint_sha256`` (default 64 zeros: no checkpoint), ``state_dict_sha256``,
             ``threshold_source``, ``task``, ``score``, ``method``, ``machine_type``,
-            ``score_definition``.
+            ``score_definition``, ``machine_ids``.
         """
         thresholds = tuple(float(t) for t in thresholds)
         return cls(
@@ -170,6 +174,7 @@ class ModelMetadata:
         d["frontend"] = self.frontend.to_dict()
         d["thresholds"] = [t if np.isfinite(t) else "inf" for t in self.thresholds]
         d["labels"], d["thresholds_q"] = list(self.labels), list(self.thresholds_q)
+        d["machine_ids"] = list(self.machine_ids)
         for k in ANOMALY_FIELDS:
             if not d[k]:
                 del d[k]
@@ -189,6 +194,7 @@ class ModelMetadata:
             d = {k: v for k, v in data.items() if k in known}
             d["frontend"] = FrontendConfig.from_dict(d["frontend"], "frontend")
             d["labels"] = tuple(str(s) for s in d["labels"])
+            d["machine_ids"] = tuple(str(s) for s in d.get("machine_ids", ()))
             d["thresholds"] = tuple(float(t) for t in d["thresholds"])
             d["thresholds_q"] = tuple(int(t) for t in d["thresholds_q"])
             meta = cls(**d)

@@ -1,0 +1,251 @@
+"""Integer anomaly scores of the deployable methods: the Python references that the device's C
+(``aed_anomaly.c``) must equal bit for bit, their thresholds in score units and the constants
+the C side needs (:func:`device_defines`).
+
+Every score is a non-negative integer per window (``uint32`` on the device); the clip score is
+the mean over the clip's windows (kept exact as sum and count), anomalous when it is
+``>= thresholds_q[0]``.
+
+* **Dense autoencoders** (``reconstruction_sse``): ``x`` the int8 window (5 frames x n_mels,
+  frame-major), ``y`` the int8 reconstruction, requantised to the input's scale and zero point
+  with TFLite's fixed-point multiplier and clamped to int8 (:func:`requantize`); score
+  ``sum((x - y_rq)^2)`` over the ``n = 640`` values. Float units: ``score * s_in^2 / n``.
+* **Causal convolutional predictor** (``prediction_sse``): the window has ``T`` frames; output
+  row ``j`` (of ``T - k + 1``, ``k`` the context) predicts input frame ``j + k``. The score
+  compares rows ``0 .. T-k-1`` with frames ``k .. T-1`` (the last row predicts frame ``T``,
+  outside the window, and is not used): ``sum((x[k:] - y_rq[:T-k])^2)`` over
+  ``n = (T - k) * n_mels`` values, at most ``27 * 128 * 255^2 < 2^31``.
+* **ID classifier** (``id_nll_q16``): ``-log p(own ID)`` of the softmax over the int8 logits
+  ``q`` (scale ``s``), in units of ``2^-16`` nats, from tables only::
+
+      d_i   = max(q) - q_i                        (0 .. 255)
+      S     = sum_i EXP[d_i],  EXP[d] = round(2^24 exp(-s d))      (uint32, n_classes <= 255)
+      score = STEP[d_own] + LN(S),  STEP[d] = round(2^16 s d)
+
+  ``LN(S)`` = ``ln(S / 2^24)`` in Q16: with ``b = floor(log2 S)`` (24..31), ``m = S >> (b -
+  24)`` in ``[2^24, 2^25)``, fraction ``f = m - 2^24``, ``i = f >> 16``, ``r = f & 0xffff``:
+  ``(b - 24) LN2 + LN[i] + ((LN[i+1] - LN[i]) r + 2^15 >> 16)`` with ``LN[i] = round(2^16
+  ln(1 + i/256))`` (257 entries) and ``LN2 = round(2^16 ln 2)``.
+
+  Error against the exact ``-log softmax`` of the dequantised logits (in Q16 units): STEP 0.5;
+  LN entries 0.5; the interpolation's rounding 0.5 and curvature ``(1/256)^2 / 8`` nats = 0.125;
+  ``(b - 24) |LN2 - 2^16 ln 2|`` <= 7 x 0.094 = 0.66; EXP entries ``n 2^-25`` nats = ``n / 512``;
+  the shift of ``m`` ``2^-24`` nats = 0.004. Total ``<= 2.29 + n/512 < 2.8`` for n <= 255:
+  :data:`ID_NLL_ERROR_Q16` = 3 (tested).
+
+Thresholds: float decision ``clip score > t``; integer ``clip score >= floor(t c) + 1`` with
+``c`` the score units per float unit (``n / s_in^2`` for the squared errors, ``2^16`` for the
+ID classifier), exact for integer means.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from firmware_gen.fixed_point import mbqm_array, quantize_multiplier
+
+#: The metadata's ``score`` of each deployable method.
+SCORES = {
+    "dense_ae": "reconstruction_sse",
+    "dense_ae_small": "reconstruction_sse",
+    "causal_conv": "prediction_sse",
+    "id_classifier": "id_nll_q16",
+}
+#: Fraction bits of the ID classifier's score (units of 2^-ID_Q nats) and of its exp table.
+ID_Q, EXP_Q = 16, 24
+#: Proven bound of |ID-classifier score - exact -log p(own)| in 2^-16 nats (module docstring).
+ID_NLL_ERROR_Q16 = 3
+#: ``round(2^16 ln(1 + i/256))``, i = 0..256, and ``round(2^16 ln 2)``.
+LN_TABLE = np.array([round(2**ID_Q * math.log1p(i / 256)) for i in range(257)], np.int64)
+LN2_Q16 = round(2**ID_Q * math.log(2))
+#: Most classes the uint32 sum of the exp table holds (``n 2^24 < 2^32``).
+MAX_ID_CLASSES = 255
+
+
+# --------------------------------------------------------------------------------------------
+# Squared errors (dense autoencoders, causal predictor)
+# --------------------------------------------------------------------------------------------
+def requantize(y_q: np.ndarray, scales: tuple[float, int, float, int]) -> np.ndarray:
+    """int8 outputs -> int8 at the input's scale: ``scales`` = (input scale, input zero point,
+    output scale, output zero point); float32 scales as stored in the flatbuffer."""
+    s_in, zp_in, s_out, zp_out = scales
+    m, shift = quantize_multiplier(float(np.float64(s_out) / np.float64(s_in)))
+    y = mbqm_array(np.asarray(y_q, np.int64) - zp_out, m, shift) + zp_in
+    return np.clip(y, -128, 127)
+
+
+def integer_window_scores(
+    windows_q: np.ndarray, outputs_q: np.ndarray, scales: tuple[float, int, float, int]
+) -> np.ndarray:
+    """Integer anomaly score of each dense-AE window (int64 ``[N]``).
+
+    Parameters
+    ----------
+    windows_q : np.ndarray
+        int8 model inputs ``[N, frames, n_mels]``.
+    outputs_q : np.ndarray
+        int8 model outputs ``[N, frames * n_mels]`` (frame-major).
+    scales : tuple
+        (input scale, input zero point, output scale, output zero point).
+    """
+    x = np.asarray(windows_q, np.int64).reshape(len(windows_q), -1)
+    y = requantize(outputs_q, scales).reshape(x.shape)
+    return ((x - y) ** 2).sum(axis=1)
+
+
+def predictor_window_scores(
+    windows_q: np.ndarray, outputs_q: np.ndarray, scales: tuple[float, int, float, int]
+) -> np.ndarray:
+    """Integer next-frame prediction error of each window (int64 ``[N]``, module docstring).
+
+    ``windows_q`` int8 ``[N, T, n_mels]``, ``outputs_q`` int8 ``[N, (T - k + 1) * n_mels]``
+    (or ``[N, T - k + 1, n_mels]``); the context ``k`` follows from the two shapes.
+    """
+    x = np.asarray(windows_q, np.int64)
+    n, t, f = x.shape
+    y = requantize(outputs_q, scales).reshape(n, -1, f)
+    k = t - y.shape[1] + 1
+    return ((x[:, k:] - y[:, : t - k]) ** 2).sum(axis=(1, 2))
+
+
+def scales_of(meta_or_info) -> tuple[float, int, float, int]:
+    """The (input scale, input zero point, output scale, output zero point) of a model's
+    metadata or :class:`~quantize.convert.GraphInfo`."""
+    m = meta_or_info
+    return m.input_scale, m.input_zero_point, m.output_scale, m.output_zero_point
+
+
+def threshold_q(threshold: float, n_in: int, input_scale: float) -> int:
+    """A float mean-squared-error threshold in integer squared-error units (``n_in`` values
+    compared per window)."""
+    return math.floor(threshold * n_in / float(input_scale) ** 2) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# ID classifier: -log p(own ID) from tables
+# --------------------------------------------------------------------------------------------
+def id_tables(output_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(STEP, EXP)`` of the module docstring for logits of scale ``output_scale`` (int64
+    ``[256]`` each, values < 2^32)."""
+    d = np.arange(256, dtype=np.float64)
+    s = float(np.float64(output_scale))
+    step = np.array([round(v) for v in 2.0**ID_Q * s * d], np.int64)
+    exp = np.array([round(v) for v in 2.0**EXP_Q * np.exp(-s * d)], np.int64)
+    if step[-1] >= 2**32:
+        raise ValueError(f"logit scale {s!r} too large for a uint32 score (255 steps)")
+    return step, exp
+
+
+def ln_q16(s: np.ndarray) -> np.ndarray:
+    """``ln(S / 2^24)`` in Q16 of uint32 sums ``S >= 2^24`` (module docstring), int64."""
+    s = np.asarray(s, np.int64)
+    if (s < 2**EXP_Q).any() or (s >= 2**32).any():
+        raise ValueError("ln_q16: sums must lie in [2^24, 2^32)")
+    b = np.frexp(s.astype(np.float64))[1].astype(np.int64) - 1  # floor(log2 S), exact
+    m = np.right_shift(s, b - EXP_Q)
+    f = m - 2**EXP_Q
+    i, r = f >> 16, f & 0xFFFF
+    lo, hi = LN_TABLE[i], LN_TABLE[i + 1]
+    return (b - EXP_Q) * LN2_Q16 + lo + (((hi - lo) * r + 2**15) >> 16)
+
+
+def id_window_scores(outputs_q: np.ndarray, own, output_scale: float) -> np.ndarray:
+    """``-log p(own ID)`` in 2^-16 nats of each window (int64 ``[N]``).
+
+    Parameters
+    ----------
+    outputs_q : np.ndarray
+        int8 logits ``[N, n_classes]``.
+    own : int or array of int
+        The own machine ID's class index, one for all windows or one per window.
+    output_scale : float
+        The logits' scale (the zero point cancels).
+    """
+    q = np.asarray(outputs_q, np.int64).reshape(len(outputs_q), -1)
+    n, c = q.shape
+    if c > MAX_ID_CLASSES:
+        raise ValueError(f"{c} classes: the integer score holds at most {MAX_ID_CLASSES}")
+    own = np.broadcast_to(np.asarray(own, np.int64), (n,))
+    if ((own < 0) | (own >= c)).any():
+        raise ValueError(f"own ID index out of range 0..{c - 1}")
+    step, exp = id_tables(output_scale)
+    d = q.max(axis=1, keepdims=True) - q
+    total = exp[d].sum(axis=1)
+    return step[d[np.arange(n), own]] + ln_q16(total)
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch on the model's method
+# --------------------------------------------------------------------------------------------
+def window_scores(meta, windows_q: np.ndarray, outputs_q: np.ndarray, own=None) -> np.ndarray:
+    """The integer window scores of an anomaly model (``meta``: its
+    :class:`~quantize.metadata.ModelMetadata`); ``own``: the ID classifier's own machine-ID
+    class index (an int or one per window; an index into ``meta.machine_ids``)."""
+    method = meta.method
+    if method in ("dense_ae", "dense_ae_small"):
+        return integer_window_scores(windows_q, outputs_q, scales_of(meta))
+    if method == "causal_conv":
+        return predictor_window_scores(windows_q, outputs_q, scales_of(meta))
+    if method == "id_classifier":
+        if own is None:
+            raise ValueError("the ID classifier's score needs the own machine ID (own=)")
+        return id_window_scores(outputs_q, own, meta.output_scale)
+    raise ValueError(f"no integer score for anomaly method {method!r} (known: {list(SCORES)})")
+
+
+def method_threshold_q(method: str, threshold: float, n_compared: int, input_scale: float) -> int:
+    """A method's float threshold in its integer score units (module docstring): anomalous when
+    the integer clip mean is >= it."""
+    if method == "id_classifier":
+        return math.floor(threshold * 2**ID_Q) + 1
+    return threshold_q(threshold, n_compared, input_scale)
+
+
+def check_outputs(meta, output_shape: tuple[int, ...]) -> str | None:
+    """What is wrong with an anomaly model's metadata for a graph with ``output_shape`` (None:
+    nothing): one label (the decision), the method's score, and the output the score reads."""
+    if len(meta.labels) != 1:
+        return f"labels: {list(meta.labels)}, an anomaly model has one (its decision)"
+    want = SCORES.get(meta.method)
+    if want is None or meta.score != want:
+        return f"method {meta.method!r} / score {meta.score!r}: no integer score known ({SCORES})"
+    n_out, frames, n_mels = int(np.prod(output_shape)), meta.window_frames, meta.frontend.n_mels
+    if meta.method == "id_classifier":
+        if not 2 <= n_out <= MAX_ID_CLASSES or len(meta.machine_ids) > n_out:
+            return (
+                f"machine_ids {list(meta.machine_ids)}: the ID classifier has {n_out} logits "
+                f"(2 .. {MAX_ID_CLASSES}, at least one per machine ID)"
+            )
+        if not meta.machine_ids:
+            return "machine_ids: empty; the ID classifier's score needs the IDs in class order"
+    elif meta.method == "causal_conv":
+        if n_out % n_mels or not 2 <= n_out // n_mels <= frames:
+            return (
+                f"score {meta.score!r}: {n_out} outputs are not 2..{frames} predicted frames "
+                f"of frontend.n_mels {n_mels}"
+            )
+    elif n_out != frames * n_mels:
+        return (
+            f"score {meta.score!r} reconstructs the window: window_frames {frames} x "
+            f"frontend.n_mels {n_mels} = {frames * n_mels} outputs, the model has {n_out}"
+        )
+    return None
+
+
+def compared_values(meta, output_shape: tuple[int, ...]) -> int:
+    """How many values a squared-error score sums (0 for the ID classifier)."""
+    n_out = int(np.prod(output_shape))
+    if meta.method == "id_classifier":
+        return 0
+    if meta.method == "causal_conv":
+        return n_out - meta.frontend.n_mels  # rows - 1 predicted frames inside the window
+    return n_out
+
+
+def thresholds_q_of(meta, info) -> tuple[int, ...]:
+    """``meta.thresholds`` in the method's integer score units for the graph ``info``
+    (:class:`~quantize.convert.GraphInfo`)."""
+    n = compared_values(meta, info.output_shape)
+    return tuple(method_threshold_q(meta.method, t, n, info.input_scale) for t in meta.thresholds)
