@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from firmware_gen.render import INCLUDE_DIR, SOURCE_DIR, copy_source, write_rendered
 from model_dev.frontend import FrontendConfig, make_tables
 
@@ -15,6 +17,20 @@ FRONTEND_FILES = (
     f"{SOURCE_DIR}/aed_frontend.c",
     f"{SOURCE_DIR}/aed_frontend_tables.c",
 )
+
+
+def check_split_symmetry(cos_q30: np.ndarray) -> None:
+    """The C split step computes bins k and N/2 - k from one pair of products: it relies on
+    cos[N/2 - k] = -cos[k] and sin[N/2 - k] = sin[k] holding exactly in the Q30 table (sin(k) =
+    cos(k - N/4)) for k = 0..N/4. True for every valid FFT size (tests); raises otherwise."""
+    n = len(cos_q30)
+    k = np.arange(n // 4 + 1)
+    mirror = n // 2 - k
+    if not (
+        np.array_equal(cos_q30[mirror], -cos_q30[k])
+        and np.array_equal(cos_q30[(mirror - n // 4) % n], cos_q30[(k - n // 4) % n])
+    ):
+        raise ValueError(f"fft_size {n}: the Q30 twiddle table is not mirror-symmetric")
 
 
 def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
@@ -30,6 +46,7 @@ def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
         The written files, in ``FRONTEND_FILES`` order.
     """
     tables = make_tables(cfg)
+    check_split_symmetry(tables.cos)
     context = {
         "cfg": cfg,
         "cfg_hash": cfg.short_hash,

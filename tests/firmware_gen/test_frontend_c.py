@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_gen.frontend_c import FRONTEND_FILES, write_frontend
+from firmware_gen.frontend_c import FRONTEND_FILES, check_split_symmetry, write_frontend
 from firmware_gen.host_build import build_frontend_cli, run_frontend_cli
-from model_dev.frontend import Frontend, FrontendConfig
+from model_dev.frontend import Frontend, FrontendConfig, cos_q30
 from model_dev.synth import synthesize_clip
 from tests.signals import edge_signals
 
@@ -74,6 +74,17 @@ def test_odd_window_length_equals_python(tmp_path, signals):
     reference = Frontend(cfg)
     for n, features in zip(names, got, strict=True):
         assert np.array_equal(features, reference(signals[n])), n
+
+
+@pytest.mark.parametrize("fft_size", [8, 32, 128, 512, 2048, 8192, 32768])
+def test_twiddle_table_is_mirror_symmetric_for_every_fft_size(fft_size):
+    """The C split step's shortcut (bins k and N/2 - k from one pair of products) holds for every
+    FFT size the C front end builds (N/2 = 4**k up to 16384)."""
+    check_split_symmetry(cos_q30(FrontendConfig(fft_size=fft_size, window_length=8, hop_length=8)))
+    broken = cos_q30(FrontendConfig()).copy()
+    broken[200] += 1
+    with pytest.raises(ValueError, match="not mirror-symmetric"):
+        check_split_symmetry(broken)
 
 
 def test_generated_files_are_byte_identical(tmp_path):

@@ -7,6 +7,15 @@
 #error "aed_frontend needs arithmetic right shifts of negative integers"
 #endif
 
+/* The Cortex-M4/M7/M33 DSP extension (SIMD on 16-bit halves of a word) where the compiler has
+ * it, little-endian; elsewhere (the host) plain C with the same results. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN)
+#include <arm_acle.h>
+#define AED_FE_DSP 1
+#else
+#define AED_FE_DSP 0
+#endif
+
 #define AED_FFT_HALF (AED_FE_FFT_SIZE / 2)
 #define AED_SIN_OFFSET (AED_FE_FFT_SIZE - AED_FE_FFT_SIZE / 4) /* sin(k) = cos(k - N/4) */
 #define AED_Q30_HALF (1LL << 29)
@@ -15,30 +24,58 @@
 
 /* Value bounds behind the integer widths below. S = sum(window) < 2^28 (model_dev/frontend.py
  * refuses longer windows; 2^22.7 by default). |v| <= w (|x << s| <= 32768), so every FFT value, a
- * partial DFT of the frame, has |re|, |im| <= sum|v| <= S (plus a few units of rounding): int32.
- * Q30 products c * re reach 2^58 and need 64 bits (one SMULL/SMLAL each on Cortex-M). */
+ * partial DFT of the frame, has |re|, |im| <= sum|v| <= S (plus a few units of rounding).
+ * The FFT keeps its data at 4 times their value ("x4", |4 re| <= 4 S < 2^30: still int32): then a
+ * component of a rotation, floor((c re + s im + 2^29) / 2^30) with Q30 twiddles, is
+ * floor((acc + 2^31) / 2^32) for acc = c (4 re) + s (4 im) (64 bits: one SMULL, one SMLAL): the
+ * high word of acc plus bit 31 of its low word, one ADD with a shifted operand on Cortex-M. The
+ * rotation's result is at 1x; the butterfly multiplies it by 4 inside its adds (shifted operands
+ * again, no extra instructions). */
 
-/* (re + j im) * (c - j s) with Q30 twiddles; each component rounded once. ns = -s, so both
- * components are two multiply-accumulates (|s| <= 2^30: -s does not overflow). */
-static inline void aed_rotate(int32_t *re, int32_t *im, int32_t c, int32_t s, int32_t ns)
+/* floor((acc + 2^31) / 2^32). */
+static inline int32_t aed_round_q32(int64_t acc)
 {
-    const int64_t r = (int64_t)c * *re + (int64_t)s * *im + AED_Q30_HALF;
-    const int64_t i = (int64_t)c * *im + (int64_t)ns * *re + AED_Q30_HALF;
-    *re = (int32_t)(r >> 30);
-    *im = (int32_t)(i >> 30);
+    return (int32_t)(acc >> 32) + (int32_t)((uint32_t)acc >> 31);
 }
 
-/* One radix-4 butterfly on (ar, ai), written back to the complex values 0, q, 2q, 3q of z. */
-static inline void aed_radix4(int32_t *z, size_t q, const int32_t *ar, const int32_t *ai)
+/* (re + j im) * (c - j s) for x4 data, each component rounded once, result at 1x. ns = -s, so
+ * both components are two multiply-accumulates (|s| <= 2^30: -s does not overflow). */
+static inline void aed_rotate_x4(int32_t *re, int32_t *im, int32_t c, int32_t s, int32_t ns)
 {
-    const int32_t t0r = ar[0] + ar[2], t0i = ai[0] + ai[2];
-    const int32_t t1r = ar[0] - ar[2], t1i = ai[0] - ai[2];
+    const int32_t re4 = *re, im4 = *im;
+    *re = aed_round_q32((int64_t)c * re4 + (int64_t)s * im4);
+    *im = aed_round_q32((int64_t)c * im4 + (int64_t)ns * re4);
+}
+
+#if AED_FE_DSP
+/* Two int16 at p as one word, p[0] in the low half (any alignment: LDR allows it). */
+static inline uint32_t aed_load_pair(const int16_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+#endif
+
+/* P = (re^2 + im^2) >> 16: below 2^32 for |re|, |im| < 2^30.3. */
+static inline uint32_t aed_power(int32_t re, int32_t im)
+{
+    return (uint32_t)(((int64_t)re * re + (int64_t)im * im) >> AED_POWER_SHIFT);
+}
+
+/* One radix-4 butterfly on (ar, ai), written back (x4) to the complex values 0, q, 2q, 3q of z.
+ * Input 0 is x4; inputs 1..3 are multiplied by `scale` (4 for values at 1x, 1 for x4). */
+static inline void aed_radix4(int32_t *z, size_t q, const int32_t *ar, const int32_t *ai,
+                              int32_t scale)
+{
+    const int32_t t0r = ar[0] + ar[2] * scale, t0i = ai[0] + ai[2] * scale;
+    const int32_t t1r = ar[0] - ar[2] * scale, t1i = ai[0] - ai[2] * scale;
     const int32_t t2r = ar[1] + ar[3], t2i = ai[1] + ai[3];
     const int32_t t3r = ar[1] - ar[3], t3i = ai[1] - ai[3];
-    z[0] = t0r + t2r;             z[1] = t0i + t2i;
-    z[2 * q] = t1r + t3i;         z[2 * q + 1] = t1i - t3r;
-    z[4 * q] = t0r - t2r;         z[4 * q + 1] = t0i - t2i;
-    z[6 * q] = t1r - t3i;         z[6 * q + 1] = t1i + t3r;
+    z[0] = t0r + t2r * scale;             z[1] = t0i + t2i * scale;
+    z[2 * q] = t1r + t3i * scale;         z[2 * q + 1] = t1i - t3r * scale;
+    z[4 * q] = t0r - t2r * scale;         z[4 * q + 1] = t0i - t2i * scale;
+    z[6 * q] = t1r - t3i * scale;         z[6 * q + 1] = t1i + t3r * scale;
 }
 
 /* One radix-4 decimation-in-time stage (sub-DFTs of length q -> 4q) on z = interleaved re, im.
@@ -56,7 +93,7 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
             ar[m] = p[2 * m * q];
             ai[m] = p[2 * m * q + 1];
         }
-        aed_radix4(p, q, ar, ai);
+        aed_radix4(p, q, ar, ai, 1);
     }
     for (j = 1; j < q; j++) {
         int32_t c[4], s[4], ns[4];
@@ -72,22 +109,20 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
                 ai[m] = p[2 * m * q + 1];
             }
             for (m = 1; m < 4; m++) {
-                aed_rotate(&ar[m], &ai[m], c[m], s[m], ns[m]);
+                aed_rotate_x4(&ar[m], &ai[m], c[m], s[m], ns[m]);
             }
-            aed_radix4(p, q, ar, ai);
+            aed_radix4(p, q, ar, ai, 4);
         }
     }
 }
 
-/* Radix-4 FFT of digit-reversed input, in place, no scaling. N/2 = 4^k (model_dev/frontend.py
- * checks), so the stages have sub-DFT lengths q = 1, 4, ..., N/8: each called with a constant q. */
+/* Radix-4 FFT stages after the first (aed_first_stage), in place, no scaling. N/2 = 4^k
+ * (model_dev/frontend.py checks), so the stages have sub-DFT lengths q = 4, 16, ..., N/8: each
+ * called with a constant q. */
 static void aed_fft(int32_t *z)
 {
 #if AED_FFT_HALF > 16384
 #error "aed_fft: FFT sizes above 32768 need more stages here"
-#endif
-#if AED_FFT_HALF >= 4
-    aed_fft_stage(z, 1);
 #endif
 #if AED_FFT_HALF >= 16
     aed_fft_stage(z, 4);
@@ -109,58 +144,115 @@ static void aed_fft(int32_t *z)
 #endif
 }
 
-/* v = ((x << s) * w + 2^14) >> 15 = (x w + 2^(14 - s)) >> (15 - s) exactly (numerator and
- * denominator divided by 2^s; for s = 15 the rounding term 2^-1 floors to 0). |x w| < 2^30. */
-static inline int32_t aed_windowed(const int16_t *x, size_t n, int32_t round, int rshift)
+/* max |x| over the frame: max(max x, -min x), both taken with 0. */
+static int32_t aed_peak(const int16_t *x)
 {
-    return ((int32_t)x[n] * aed_fe_window_q15[n] + round) >> rshift;
+#if AED_FE_DSP
+    /* Four samples per step, two per word: SSUB16 sets a GE flag per half where the first
+     * operand is >= the second, SEL takes those halves from its first operand. */
+    const size_t simd_end = AED_FE_WINDOW_LENGTH / 4 * 4;
+    uint32_t hi2 = 0, lo2 = 0;
+    int32_t hi, lo;
+    size_t n;
+    for (n = 0; n < simd_end; n += 4) {
+        const uint32_t a = aed_load_pair(&x[n]), b = aed_load_pair(&x[n + 2]);
+        (void)__ssub16(a, hi2);
+        hi2 = __sel(a, hi2);
+        (void)__ssub16(lo2, a);
+        lo2 = __sel(a, lo2);
+        (void)__ssub16(b, hi2);
+        hi2 = __sel(b, hi2);
+        (void)__ssub16(lo2, b);
+        lo2 = __sel(b, lo2);
+    }
+    hi = (int16_t)hi2 > (int16_t)(hi2 >> 16) ? (int16_t)hi2 : (int16_t)(hi2 >> 16);
+    lo = (int16_t)lo2 < (int16_t)(lo2 >> 16) ? (int16_t)lo2 : (int16_t)(lo2 >> 16);
+#else
+    const size_t simd_end = 0;
+    int32_t hi = 0, lo = 0;
+    size_t n;
+#endif
+    for (n = simd_end; n < AED_FE_WINDOW_LENGTH; n++) {
+        hi = x[n] > hi ? x[n] : hi;
+        lo = x[n] < lo ? x[n] : lo;
+    }
+    return hi > -lo ? hi : -lo;
+}
+
+/* FFT input n, z[n] = v[2n] + j v[2n+1], zero past the window, with
+ * v = ((x << s) w + 2^14) >> 15 = (x w + 2^(14 - s)) >> (15 - s) exactly (numerator and
+ * denominator divided by 2^s; for s = 15 the rounding term 2^-1 floors to 0). |x w| < 2^30. */
+static inline void aed_input(const int16_t *x, size_t n, int32_t round, int rshift, int32_t *re,
+                             int32_t *im)
+{
+    if (2 * n + 1 < AED_FE_WINDOW_LENGTH) {
+#if AED_FE_DSP
+        /* one load per sample pair and per window pair; SMLABB/SMLATT: 16 x 16 + 32 */
+        const uint32_t xv = aed_load_pair(&x[2 * n]), wv = aed_load_pair(&aed_fe_window_q15[2 * n]);
+        *re = __smlabb(xv, wv, round) >> rshift;
+        *im = __smlatt(xv, wv, round) >> rshift;
+#else
+        *re = ((int32_t)x[2 * n] * aed_fe_window_q15[2 * n] + round) >> rshift;
+        *im = ((int32_t)x[2 * n + 1] * aed_fe_window_q15[2 * n + 1] + round) >> rshift;
+#endif
+    } else if (2 * n < AED_FE_WINDOW_LENGTH) {
+        *re = ((int32_t)x[2 * n] * aed_fe_window_q15[2 * n] + round) >> rshift;
+        *im = 0;
+    } else {
+        *re = 0;
+        *im = 0;
+    }
+}
+
+/* Window and the first FFT stage (q = 1, twiddles 1) in one pass: the first stage's butterfly
+ * at digit-reversed positions rev[r] .. rev[r] + 3 (r < N/8) combines the inputs r + m N/8,
+ * m = 0..3, so they are computed from the samples right there instead of being written in
+ * digit-reversed order and read back (and zeros past the window are never stored). */
+static void aed_first_stage(int32_t *z, const int16_t *x, int32_t round, int rshift)
+{
+    size_t r, m;
+    for (r = 0; r < AED_FFT_HALF / 4; r++) {
+        int32_t ar[4], ai[4];
+        for (m = 0; m < 4; m++) {
+            aed_input(x, r + m * (AED_FFT_HALF / 4), round, rshift, &ar[m], &ai[m]);
+        }
+        ar[0] *= 4; /* inputs are at 1x, the output x4 */
+        ai[0] *= 4;
+        aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 4);
+    }
 }
 
 /* Block normalisation, window, real FFT and power; returns the normalisation shift s. */
 static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
 {
-    int32_t hi = 0, lo = 0, peak, round, *z = fe->z;
-    int shift = 0, rshift;
-    size_t n, k;
-    for (n = 0; n < AED_FE_WINDOW_LENGTH; n++) { /* peak = max |x| = max(max x, -min x) */
-        hi = x[n] > hi ? x[n] : hi;
-        lo = x[n] < lo ? x[n] : lo;
-    }
-    peak = hi > -lo ? hi : -lo;
+    const int32_t peak = aed_peak(x);
+    int32_t *z = fe->z;
+    int shift = 0;
+    size_t k;
     while (shift < 15 && (peak << (shift + 1)) <= 32768) {
         shift++;
     }
-    round = shift < 15 ? (int32_t)1 << (14 - shift) : 0;
-    rshift = 15 - shift;
-    /* z[n] = v[2n] + j v[2n+1] goes to position rev[n] (digit reversal is its own inverse);
-     * v is zero past the window. */
-    for (n = 0; n < AED_FE_WINDOW_LENGTH / 2; n++) {
-        int32_t *d = &z[2 * aed_fe_digit_reverse[n]];
-        d[0] = aed_windowed(x, 2 * n, round, rshift);
-        d[1] = aed_windowed(x, 2 * n + 1, round, rshift);
-    }
-#if AED_FE_WINDOW_LENGTH % 2
-    z[2 * aed_fe_digit_reverse[n]] = aed_windowed(x, 2 * n, round, rshift);
-    z[2 * aed_fe_digit_reverse[n] + 1] = 0;
-    n++;
-#endif
-    for (; n < AED_FFT_HALF; n++) {
-        z[2 * aed_fe_digit_reverse[n]] = 0;
-        z[2 * aed_fe_digit_reverse[n] + 1] = 0;
-    }
+    aed_first_stage(z, x, shift < 15 ? (int32_t)1 << (14 - shift) : 0, 15 - shift);
     aed_fft(z);
-    /* Split: Y[k] = 2 X[k] = (Z[k] + conj Z[M-k]) - j W^k (Z[k] - conj Z[M-k]). With |re|, |im|
-     * <= S: |rr|, |ri| <= 2S, the rotation <= 2 sqrt(2) S, so |yr|, |yi| <= (2 + 2 sqrt(2)) S
-     * < 2^30.3 (int32), and yr^2 + yi^2 < 2^61.6 (int64). */
-    for (k = 0; k <= AED_FFT_HALF; k++) {
-        const int32_t *za = &z[2 * (k % AED_FFT_HALF)];
-        const int32_t *zb = &z[2 * ((AED_FFT_HALF - k) % AED_FFT_HALF)];
-        const int32_t s = aed_fe_cos_q30[(k + AED_SIN_OFFSET) % AED_FE_FFT_SIZE];
-        int32_t rr = za[1] + zb[1], ri = zb[0] - za[0], yr, yi;
-        aed_rotate(&rr, &ri, aed_fe_cos_q30[k], s, -s);
-        yr = za[0] + zb[0] + rr;
-        yi = za[1] - zb[1] + ri;
-        fe->power[k] = (uint32_t)(((int64_t)yr * yr + (int64_t)yi * yi) >> AED_POWER_SHIFT);
+    /* Split: Y[k] = 2 X[k] = (Z[k] + conj Z[M-k]) - j W^k (Z[k] - conj Z[M-k]), for k and M - k
+     * together. With A = Z[k], B = Z[M-k] (indices mod M), Y[k] rotates d = (Im A + Im B,
+     * Re B - Re A) by W^k; Y[M-k] swaps A and B, so it rotates (d_re, -d_im) by W^(M-k) =
+     * -conj W^k (cos[M-k] = -cos[k], sin[M-k] = sin[k]: exact in the Q30 table, checked by
+     * firmware_gen). Its rotation is then (-X, Y) where W^k gives (X, Y): one pair of products
+     * for both, and -X rounds as floor((2^29 - X) / 2^30). With |re|, |im| <= S: |d| <= 2S, the
+     * rotation <= 2 sqrt(2) S, so |yr|, |yi| <= (2 + 2 sqrt(2)) S < 2^30.3 (int32), and
+     * yr^2 + yi^2 < 2^61.6 (int64). k = M/2 is its own partner (computed twice, same value). */
+    for (k = 0; k <= AED_FFT_HALF / 2; k++) {
+        const int32_t *a = &z[2 * k], *b = &z[2 * ((AED_FFT_HALF - k) % AED_FFT_HALF)];
+        const int32_t c = aed_fe_cos_q30[k], s = aed_fe_cos_q30[(k + AED_SIN_OFFSET) % AED_FE_FFT_SIZE];
+        const int32_t ar = a[0] >> 2, ai = a[1] >> 2, br = b[0] >> 2, bi = b[1] >> 2; /* x4 -> 1x */
+        const int32_t dr = ai + bi, di = br - ar;
+        const int64_t x = (int64_t)c * dr + (int64_t)s * di;
+        const int32_t rot_re = (int32_t)((x + AED_Q30_HALF) >> 30);
+        const int32_t rot_re_mirror = (int32_t)((AED_Q30_HALF - x) >> 30);
+        const int32_t rot_im = (int32_t)(((int64_t)c * di - (int64_t)s * dr + AED_Q30_HALF) >> 30);
+        fe->power[k] = aed_power(ar + br + rot_re, ai - bi + rot_im);
+        fe->power[AED_FFT_HALF - k] = aed_power(br + ar + rot_re_mirror, bi - ai + rot_im);
     }
     return shift;
 }
