@@ -106,6 +106,7 @@ _PARTS = {
     "aed_frontend": ("frontend", "frontend"),
     "aed_frontend_tables": ("tables", "frontend"),
     "aed_post": ("post", "post"),
+    "aed_anomaly": ("post", "post"),
     "aed_golden": ("selftest", "selftest"),
     "aed_selftest": ("selftest", "selftest"),
     "aed_proto": ("protocol", "protocol"),

@@ -30,7 +30,7 @@ from firmware_gen.engine import write_engine
 from firmware_gen.frontend_c import write_frontend
 from firmware_gen.golden import golden_clips
 from firmware_gen.proto_c import ProtoModel, write_proto
-from firmware_gen.render import INCLUDE_DIR, SOURCE_DIR, copy_source, write_rendered
+from firmware_gen.render import INCLUDE_DIR, SOURCE_DIR, c_string, copy_source, write_rendered
 from model_dev.fileio import atomic_dir
 
 #: Hand-written files every package gets (besides the front end's and the protocol's).
@@ -48,10 +48,58 @@ COMMON_SOURCES = (
     "CMakeLists.txt",
     "Makefile",
 )
-#: The device-side post-processing of each task (``quantize.tasks``), hand-written.
+#: The device-side post-processing of each task (``quantize.tasks``), hand-written: window
+#: assembly (``aed_post``) for every task, the anomaly scores (``aed_anomaly``) for anomaly models.
 TASK_SOURCES = {
     "tagging": (f"{INCLUDE_DIR}/aed_post.h", f"{SOURCE_DIR}/aed_post.c"),
+    "anomaly": (
+        f"{INCLUDE_DIR}/aed_post.h",
+        f"{SOURCE_DIR}/aed_post.c",
+        f"{INCLUDE_DIR}/aed_anomaly.h",
+        f"{SOURCE_DIR}/aed_anomaly.c",
+    ),
 }
+
+
+def _anomaly_defines(meta, output_shape: tuple[int, ...]) -> dict:
+    """What ``aed_anomaly.c`` needs of an anomaly model: its method, the requantisation of the
+    output to the input scale (as :func:`quantize.anomaly.requantize`), the zero points and the
+    threshold in integer score units."""
+    from firmware_gen.fixed_point import quantize_multiplier
+
+    thr = meta.thresholds_q[0]
+    if not 0 <= thr < 2**32:
+        raise ValueError(f"thresholds_q {list(meta.thresholds_q)}: the device compares uint32")
+    method = {"dense_ae_small": "dense_ae"}.get(meta.method, meta.method)
+    m, shift = quantize_multiplier(
+        float(np.float64(meta.output_scale) / np.float64(meta.input_scale))
+    )
+    return {
+        "AED_ANOMALY_METHOD": meta.method,
+        f"AED_ANOMALY_METHOD_{method.upper()}": 1,
+        "AED_ANOMALY_MACHINE_TYPE": meta.machine_type,
+        "AED_ANOMALY_REQUANT_MULT": m,
+        "AED_ANOMALY_REQUANT_SHIFT": shift,
+        "AED_ANOMALY_INPUT_ZERO_POINT": meta.input_zero_point,
+        "AED_ANOMALY_OUTPUT_ZERO_POINT": meta.output_zero_point,
+        "AED_ANOMALY_THRESHOLD_Q": thr,
+    }
+
+
+#: ``#define``s of each task's device-side post-processing in ``aed_config.h``, from the
+#: model's metadata and output shape: name -> int, string or list of ints (a C initialiser).
+TASK_DEFINES = {"tagging": lambda meta, output_shape: {}, "anomaly": _anomaly_defines}
+
+
+def _c_value(value) -> str:
+    """A ``#define`` body: a C string literal, an initialiser ``{ a, b }`` or an integer."""
+    if isinstance(value, str):
+        return c_string(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        return "{ " + ", ".join(str(int(v)) for v in value) + " }"
+    return str(int(value)) if int(value) >= 0 else f"({int(value)})"
+
+
 #: Generated from the model's metadata: (package path, header comment style).
 GENERATED = (
     (f"{INCLUDE_DIR}/aed_config.h", "c"),
@@ -132,6 +180,10 @@ def _write_package(out: Path, model_path: Path, tflite: bytes, meta, info, clips
         "thresholds": meta.thresholds,
         "thresholds_q": meta.thresholds_q,
         "task": meta.task,
+        "task_defines": {
+            k: _c_value(v)
+            for k, v in TASK_DEFINES[meta.task](meta, tuple(info.output_shape)).items()
+        },
         "score": meta.score,
         "model_hash": meta.model_hash,
         "frontend_hash": meta.frontend_hash,

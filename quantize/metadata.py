@@ -409,6 +409,7 @@ def check_model(path: str | os.PathLike):
     """
     from quantize.convert import check_graph, check_io
     from quantize.runtime import ARENA_FLOOR, runs_with_arena
+    from quantize.tasks import task_of
     from quantize.tflite_model import GraphError, read_tflite
 
     meta = read_metadata(path)
@@ -421,9 +422,10 @@ def check_model(path: str | os.PathLike):
             f"window_frames {meta.window_frames} and frontend.n_mels {meta.frontend.n_mels} "
             f"give input {list(want_in)}, the model's input is {list(info.input_shape)}"
         )
-    n_out = int(np.prod(info.output_shape))
-    if len(meta.labels) != n_out:
-        problems.append(f"labels: {len(meta.labels)} labels for {n_out} model outputs")
+    task = task_of(meta)
+    outputs_problem = task.check_outputs(meta, tuple(info.output_shape))
+    if outputs_problem:
+        problems.append(outputs_problem)
     if not 0 < meta.window_hop_frames:
         problems.append(f"window_hop_frames {meta.window_hop_frames}: must be > 0")
     for name in ("input_scale", "input_zero_point", "output_scale", "output_zero_point"):
@@ -434,7 +436,7 @@ def check_model(path: str | os.PathLike):
         check_io(info, meta.frontend, source)
     except GraphError as exc:
         problems.append(str(exc).removeprefix(f"{source}: "))
-    want_q = thresholds_to_q(meta.thresholds, info.output_scale, info.output_zero_point)
+    want_q = task.thresholds_q(meta, info)
     if meta.thresholds_q != want_q:
         problems.append(
             f"thresholds_q {list(meta.thresholds_q)} do not quantise thresholds "

@@ -106,10 +106,11 @@ def clip_outputs(
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """What a device must answer for each clip's features: the host golden of the post-processing.
 
-    Windows per :func:`model_dev.arch.clip_windows`, scores through :func:`run_tflm` (one
-    interpreter for all clips), then the clip post-processing of the model's task
-    (:mod:`quantize.tasks`; tagging: clip score = max over windows, decision = clip score >=
-    ``meta.thresholds_q``).
+    Windows per :func:`model_dev.arch.clip_windows`, outputs through :func:`run_tflm` (one
+    interpreter for all clips), then the window scores and clip post-processing of the model's
+    task (:attr:`quantize.tasks.Task.clip_post`; tagging: the outputs, clip score = max over
+    windows, decision = clip score >= ``meta.thresholds_q``; anomaly: integer window scores,
+    clip ``(sum, count)``, decision ``sum >= thresholds_q[0] * count``).
 
     Parameters
     ----------
@@ -125,7 +126,9 @@ def clip_outputs(
     Returns
     -------
     list of (window_scores, clip_scores, decisions)
-        int8 ``[windows, classes]``, int8 ``[classes]``, bool ``[classes]`` per clip.
+        Per clip, as :attr:`~quantize.tasks.Task.clip_post` returns them (tagging: int8
+        ``[windows, classes]``, int8 ``[classes]``, bool ``[classes]``; anomaly: uint32
+        ``[windows, 1]``, uint64 ``[2]``, bool ``[1]``).
     """
     from model_dev.arch import clip_windows
     from quantize.tasks import task_of
@@ -137,9 +140,8 @@ def clip_outputs(
     scores = run_tflm(tflite, np.concatenate(windows), arena_size)
     out, pos = [], 0
     for win in windows:
-        s = scores[pos : pos + len(win)]
+        out.append(post(win, scores[pos : pos + len(win)], meta))
         pos += len(win)
-        out.append((s, *post(s, meta)))
     return out
 
 

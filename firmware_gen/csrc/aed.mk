@@ -16,7 +16,9 @@ endif
 
 AED_INCLUDE_DIRS := $(AED_DIR)/aed/include
 AED_CFLAGS := $(addprefix -I,$(AED_INCLUDE_DIRS))
-AED_SOURCES := $(addprefix $(AED_DIR)/aed/src/,aed_frontend.c aed_frontend_tables.c aed_model.c aed_post.c)
+# The task's scores beyond aed_post's window assembly, where the package has them (anomaly).
+AED_TASK_SOURCES := $(sort $(wildcard $(AED_DIR)/aed/src/aed_anomaly*.c))
+AED_SOURCES := $(addprefix $(AED_DIR)/aed/src/,aed_frontend.c aed_frontend_tables.c aed_model.c aed_post.c) $(AED_TASK_SOURCES)
 AED_PROTO_SOURCES := $(addprefix $(AED_DIR)/aed/src/,aed_proto_frame.c aed_proto.c)
 
 AED_APP_INCLUDE_DIRS := $(AED_DIR)/app $(AED_DIR)/golden

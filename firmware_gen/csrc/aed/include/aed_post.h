@@ -5,7 +5,9 @@
  *  - a clip shorter than a window gives one window padded with AED_POST_PAD_VALUE (silence);
  *  - clip score of a class = max over windows of its int8 score; decision = score >= threshold.
  * Continuous streams (no clip end) just keep pushing frames: a window every hop.
- * C99, no malloc, no float. Independent of the engine: works with TFLM too. */
+ * Anomaly models (AED_TASK_ANOMALY) use the window assembly only; their scores, clip mean and
+ * decision are aed_anomaly.h's. C99, no malloc, no float. Independent of the engine: works with
+ * TFLM too. */
 #ifndef AED_POST_H
 #define AED_POST_H
 
@@ -25,7 +27,9 @@
 #endif
 
 extern const char *const aed_labels[AED_N_CLASSES];
+#ifndef AED_TASK_ANOMALY
 extern const int16_t aed_thresholds_q[AED_N_CLASSES]; /* 128: never fires */
+#endif
 
 /* One audio stream's window assembly and clip scores. */
 typedef struct {
@@ -37,7 +41,9 @@ typedef struct {
     uint32_t until_window; /* frames until the next regular window */
     uint32_t pending;      /* frames pushed since the last window handed out */
     uint32_t n_windows;    /* windows handed out since aed_post_init */
+#ifndef AED_TASK_ANOMALY
     int8_t clip_scores[AED_N_CLASSES];
+#endif
 } aed_post_t;
 
 /* Start a clip (or a stream). */
@@ -52,6 +58,7 @@ const int8_t *aed_post_push(aed_post_t *p, const int8_t *frame);
  * else NULL. Run it like the others, then read clip_scores. */
 const int8_t *aed_post_finish(aed_post_t *p);
 
+#ifndef AED_TASK_ANOMALY
 /* Fold one window's model output (AED_N_CLASSES int8) into the clip scores (max). */
 void aed_post_add_scores(aed_post_t *p, const int8_t *scores);
 
@@ -66,5 +73,6 @@ typedef struct {
 
 void aed_smooth_init(aed_smooth_t *s);
 void aed_smooth(aed_smooth_t *s, const int8_t *scores, int8_t *out);
+#endif /* !AED_TASK_ANOMALY */
 
 #endif /* AED_POST_H */

@@ -3,7 +3,9 @@
 #include <string.h>
 
 const char *const aed_labels[AED_N_CLASSES] = AED_LABELS;
+#ifndef AED_TASK_ANOMALY
 const int16_t aed_thresholds_q[AED_N_CLASSES] = AED_THRESHOLDS_Q;
+#endif
 
 static void reverse(int8_t *a, size_t n)
 {
@@ -33,7 +35,9 @@ static const int8_t *window(aed_post_t *p)
 void aed_post_init(aed_post_t *p)
 {
     memset(p->ring, AED_POST_PAD_VALUE, sizeof p->ring);
+#ifndef AED_TASK_ANOMALY
     memset(p->clip_scores, -128, sizeof p->clip_scores);
+#endif
     p->head = 0;
     p->fill = 0;
     p->until_window = AED_POST_WINDOW_FRAMES;
@@ -60,6 +64,7 @@ const int8_t *aed_post_finish(aed_post_t *p)
     return (p->n_windows == 0 || p->pending != 0) ? window(p) : NULL;
 }
 
+#ifndef AED_TASK_ANOMALY
 void aed_post_add_scores(aed_post_t *p, const int8_t *scores)
 {
     int c;
@@ -100,3 +105,4 @@ void aed_smooth(aed_smooth_t *s, const int8_t *scores, int8_t *out)
         out[c] = m;
     }
 }
+#endif /* !AED_TASK_ANOMALY */
