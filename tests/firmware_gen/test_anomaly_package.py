@@ -194,6 +194,9 @@ def test_anomaly_package_layout_config_and_regeneration(model, package):
     assert "#define AED_TASK_ANOMALY 1\n" in config
     assert "#define AED_ANOMALY_METHOD_DENSE_AE 1\n" in config
     assert f"#define AED_ANOMALY_THRESHOLD_Q {meta.thresholds_q[0]}\n" in config
+    readme = (out / "README.md").read_text()
+    assert "aed_anomaly_window_score(window, out)" in readme and "aed_post_decide" not in readme
+    assert f"the mean is at least {meta.thresholds_q[0]}:" in readme
     for name in ("aed/include/aed_anomaly.h", "aed/src/aed_anomaly.c", "aed/src/aed_post.c"):
         assert (out / name).is_file(), name
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and "build" not in p.parts}
