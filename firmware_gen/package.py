@@ -49,7 +49,8 @@ COMMON_SOURCES = (
     "Makefile",
 )
 #: The device-side post-processing of each task (``quantize.tasks``), hand-written: window
-#: assembly (``aed_post``) for every task, the anomaly scores (``aed_anomaly``) for anomaly models.
+#: assembly (``aed_post``) for every task, the anomaly scores (``aed_anomaly``; the causal
+#: predictor's and the ID classifier's in ``aed_anomaly_methods``) for anomaly models.
 TASK_SOURCES = {
     "tagging": (f"{INCLUDE_DIR}/aed_post.h", f"{SOURCE_DIR}/aed_post.c"),
     "anomaly": (
@@ -57,6 +58,7 @@ TASK_SOURCES = {
         f"{SOURCE_DIR}/aed_post.c",
         f"{INCLUDE_DIR}/aed_anomaly.h",
         f"{SOURCE_DIR}/aed_anomaly.c",
+        f"{SOURCE_DIR}/aed_anomaly_methods.c",
     ),
 }
 
@@ -64,8 +66,10 @@ TASK_SOURCES = {
 def _anomaly_defines(meta, output_shape: tuple[int, ...]) -> dict:
     """What ``aed_anomaly.c`` needs of an anomaly model: its method, the requantisation of the
     output to the input scale (as :func:`quantize.anomaly.requantize`), the zero points and the
-    threshold in integer score units."""
+    threshold in integer score units; and what the causal predictor's and the ID classifier's
+    scores need (:func:`quantize.anomaly_scores.device_defines`: rows, tables)."""
     from firmware_gen.fixed_point import quantize_multiplier
+    from quantize.anomaly_scores import device_defines
 
     thr = meta.thresholds_q[0]
     if not 0 <= thr < 2**32:
@@ -83,7 +87,7 @@ def _anomaly_defines(meta, output_shape: tuple[int, ...]) -> dict:
         "AED_ANOMALY_INPUT_ZERO_POINT": meta.input_zero_point,
         "AED_ANOMALY_OUTPUT_ZERO_POINT": meta.output_zero_point,
         "AED_ANOMALY_THRESHOLD_Q": thr,
-    }
+    } | device_defines(meta, output_shape)
 
 
 #: ``#define``s of each task's device-side post-processing in ``aed_config.h``, from the

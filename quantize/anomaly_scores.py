@@ -60,6 +60,9 @@ ID_NLL_ERROR_Q16 = 3
 #: ``round(2^16 ln(1 + i/256))``, i = 0..256, and ``round(2^16 ln 2)``.
 LN_TABLE = np.array([round(2**ID_Q * math.log1p(i / 256)) for i in range(257)], np.int64)
 LN2_Q16 = round(2**ID_Q * math.log(2))
+#: The ID classifier's own class index when none is given: the C default
+#: ``AED_ANOMALY_MACHINE_ID`` (a package's golden vectors use it).
+DEFAULT_MACHINE_ID = 0
 #: Most classes the uint32 sum of the exp table holds (``n 2^24 < 2^32``).
 MAX_ID_CLASSES = 255
 
@@ -133,7 +136,7 @@ def id_tables(output_scale: float) -> tuple[np.ndarray, np.ndarray]:
     s = float(np.float64(output_scale))
     step = np.array([round(v) for v in 2.0**ID_Q * s * d], np.int64)
     exp = np.array([round(v) for v in 2.0**EXP_Q * np.exp(-s * d)], np.int64)
-    if step[-1] >= 2**32:
+    if step[-1] + 8 * LN2_Q16 >= 2**32:
         raise ValueError(f"logit scale {s!r} too large for a uint32 score (255 steps)")
     return step, exp
 
@@ -182,16 +185,17 @@ def id_window_scores(outputs_q: np.ndarray, own, output_scale: float) -> np.ndar
 def window_scores(meta, windows_q: np.ndarray, outputs_q: np.ndarray, own=None) -> np.ndarray:
     """The integer window scores of an anomaly model (``meta``: its
     :class:`~quantize.metadata.ModelMetadata`); ``own``: the ID classifier's own machine-ID
-    class index (an int or one per window; an index into ``meta.machine_ids``)."""
+    class index (an int or one per window; an index into ``meta.machine_ids``), by default
+    :data:`DEFAULT_MACHINE_ID`, what a device built without ``AED_ANOMALY_MACHINE_ID`` uses."""
     method = meta.method
     if method in ("dense_ae", "dense_ae_small"):
         return integer_window_scores(windows_q, outputs_q, scales_of(meta))
     if method == "causal_conv":
         return predictor_window_scores(windows_q, outputs_q, scales_of(meta))
     if method == "id_classifier":
-        if own is None:
-            raise ValueError("the ID classifier's score needs the own machine ID (own=)")
-        return id_window_scores(outputs_q, own, meta.output_scale)
+        return id_window_scores(
+            outputs_q, DEFAULT_MACHINE_ID if own is None else own, meta.output_scale
+        )
     raise ValueError(f"no integer score for anomaly method {method!r} (known: {list(SCORES)})")
 
 
@@ -249,3 +253,22 @@ def thresholds_q_of(meta, info) -> tuple[int, ...]:
     (:class:`~quantize.convert.GraphInfo`)."""
     n = compared_values(meta, info.output_shape)
     return tuple(method_threshold_q(meta.method, t, n, info.input_scale) for t in meta.thresholds)
+
+
+def device_defines(meta, output_shape: tuple[int, ...]) -> dict[str, int | list[int]]:
+    """The ``#define``s the C window score of ``meta.method`` needs besides the requantisation,
+    zero points and threshold every anomaly model has (``aed_anomaly_methods.c``): the
+    predictor's output rows; the ID classifier's class count, default own ID and tables."""
+    n_out = int(np.prod(output_shape))
+    if meta.method == "causal_conv":
+        return {"AED_ANOMALY_PRED_ROWS": n_out // meta.frontend.n_mels}
+    if meta.method == "id_classifier":
+        step, exp = id_tables(meta.output_scale)
+        return {
+            "AED_ANOMALY_ID_N_CLASSES": n_out,
+            "AED_ANOMALY_ID_STEP_Q16": step.tolist(),
+            "AED_ANOMALY_ID_EXP_Q24": exp.tolist(),
+            "AED_ANOMALY_LN_Q16": LN_TABLE.tolist(),
+            "AED_ANOMALY_LN2_Q16": LN2_Q16,
+        }
+    return {}

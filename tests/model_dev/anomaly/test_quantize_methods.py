@@ -128,8 +128,8 @@ def test_int8_metadata_and_integer_scores(quantized, blatant) -> None:  # noqa: 
         want = id_window_scores(outputs, own, meta.output_scale)
         nll = _exact_nll(outputs.astype(np.int64), own, meta.output_scale)
         assert np.abs(want - nll * 2**16).max() <= ID_NLL_ERROR_Q16
-        with pytest.raises(ValueError, match="own machine ID"):
-            window_scores(meta, int8["windows"], outputs)
+        default = window_scores(meta, int8["windows"], outputs)  # the device's default ID 0
+        np.testing.assert_array_equal(default, id_window_scores(outputs, 0, meta.output_scale))
     np.testing.assert_array_equal(want, int8["window_scores"])
     owner = int8["owner"]
     assert int8["clip"][0] == pytest.approx(int8["window_scores"][owner == 0].mean(), abs=0)

@@ -10,6 +10,8 @@
  * 640 * 255^2 < 2^31 for windows up to 640 values, so uint32 never overflows.
  * The clip score is the mean over the clip's windows, kept exact as (sum, count); the clip is
  * anomalous when mean >= AED_ANOMALY_THRESHOLD_Q, i.e. sum >= threshold * count.
+ * The causal predictor (AED_ANOMALY_METHOD_CAUSAL_CONV) and the ID classifier
+ * (AED_ANOMALY_METHOD_ID_CLASSIFIER) have their window scores in aed_anomaly_methods.c.
  * Window assembly is aed_post's (shared with tagging). C99, no malloc, no float; works with the
  * generated engine or with TFLM. */
 #ifndef AED_ANOMALY_H
@@ -25,7 +27,8 @@
 #ifndef AED_TASK_ANOMALY
 #error "aed_anomaly needs an anomaly model's aed_config.h (AED_TASK_ANOMALY)"
 #endif
-#if !defined(AED_ANOMALY_METHOD_DENSE_AE)
+#if !defined(AED_ANOMALY_METHOD_DENSE_AE) && !defined(AED_ANOMALY_METHOD_CAUSAL_CONV) && \
+    !defined(AED_ANOMALY_METHOD_ID_CLASSIFIER)
 #error "aed_anomaly: no integer score for this model's method (AED_ANOMALY_METHOD)"
 #endif
 
@@ -53,6 +56,20 @@ int8_t aed_anomaly_requantize(int8_t y);
 /* Integer anomaly score of one window: `window` = the model input (AED_POST_WINDOW_BYTES int8,
  * time-major, as aed_post hands it out), `output` = the model's int8 output for it. */
 uint32_t aed_anomaly_window_score(const int8_t *window, const int8_t *output);
+
+#if defined(AED_ANOMALY_METHOD_ID_CLASSIFIER)
+/* ID classifier (aed_anomaly_methods.c): the window score is -log p(own machine ID) in 2^-16
+ * nats from the int8 logits (`output`, AED_ANOMALY_ID_N_CLASSES of them) via tables. The own ID
+ * is a class index (the model's metadata lists the machine IDs in class order): build-time
+ * AED_ANOMALY_MACHINE_ID, changed at run time with aed_anomaly_set_machine_id (-1: out of
+ * range, unchanged). */
+#ifndef AED_ANOMALY_MACHINE_ID
+#define AED_ANOMALY_MACHINE_ID 0
+#endif
+int aed_anomaly_set_machine_id(uint32_t index);
+uint32_t aed_anomaly_machine_id(void);
+uint32_t aed_anomaly_id_nll_q16(const int8_t *logits, uint32_t own);
+#endif
 
 /* Clip aggregation: the mean over windows kept exact as (sum, count). */
 typedef struct {
