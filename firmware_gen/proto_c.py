@@ -29,6 +29,9 @@ PROTO_FILES = (
 )
 DEFAULT_MAX_PAYLOAD = 512
 CAP_FEATURES, CAP_INFER, CAP_CLASSIFY, CAP_BENCH = 0x01, 0x02, 0x04, 0x08
+#: The model is an anomaly detector: HELLO's thresholds are u32 and its tail names the method
+#: (docs/protocol.md); absent: tagging.
+CAP_ANOMALY = 0x10
 #: HELLO's fixed part (docs/protocol.md): versions, max payload, capabilities, front end, model.
 HELLO_FIXED = struct.Struct("<4BHHI7H32s32s")
 
@@ -48,6 +51,11 @@ class ProtoModel:
         (128: never).
     window_frames, window_hop_frames : int
         The model's window and the hop between windows of a clip, in frames.
+    task : str
+        ``"tagging"`` or ``"anomaly"`` (one window score per window, ``thresholds_q`` in
+        integer score units: anomalous when the clip mean >= ``thresholds_q[0]``).
+    method, machine_type, score : str
+        Anomaly models: the detector, the machine type and the metadata's score name.
     """
 
     model_hash: str
@@ -55,17 +63,31 @@ class ProtoModel:
     thresholds_q: tuple[int, ...]
     window_frames: int
     window_hop_frames: int
+    task: str = "tagging"
+    method: str = ""
+    machine_type: str = ""
+    score: str = ""
 
     @classmethod
     def from_metadata(cls, meta) -> ProtoModel:
         """Take the fields from a ``quantize.metadata.ModelMetadata``."""
+        anomaly = meta.task == "anomaly"
         return cls(
             meta.model_hash,
             tuple(meta.labels),
             tuple(int(t) for t in meta.thresholds_q),
             int(meta.window_frames),
             int(meta.window_hop_frames),
+            meta.task,
+            meta.method if anomaly else "",
+            meta.machine_type if anomaly else "",
+            meta.score if anomaly else "",
         )
+
+    @property
+    def anomaly(self) -> bool:
+        """True for an anomaly detector (HELLO capability ``CAP_ANOMALY``)."""
+        return self.task == "anomaly"
 
 
 def _digest(hex_digest: str, what: str) -> bytes:
@@ -78,12 +100,22 @@ def _digest(hex_digest: str, what: str) -> bytes:
     return raw
 
 
+def _text(value: str, what: str) -> bytes:
+    """A HELLO string: u8 length + UTF-8 (1..255 bytes)."""
+    raw = value.encode()
+    if not 0 < len(raw) < 256:
+        raise ValueError(f"{what} {value!r}: must be 1..255 bytes of UTF-8")
+    return bytes([len(raw)]) + raw
+
+
 def hello_payload(
     cfg: FrontendConfig, model: ProtoModel | None, max_payload: int = DEFAULT_MAX_PAYLOAD
 ) -> bytes:
     """The HELLO response payload the generated device sends, byte for byte."""
     version = [int(v) for v in GENERATOR_VERSION.split(".")]
     caps = CAP_FEATURES | CAP_BENCH | ((CAP_INFER | CAP_CLASSIFY) if model else 0)
+    anomaly = model is not None and model.anomaly
+    caps |= CAP_ANOMALY if anomaly else 0
     labels: Sequence[str] = model.labels if model else ()
     n_classes = len(labels)
     fixed = HELLO_FIXED.pack(
@@ -102,12 +134,13 @@ def hello_payload(
         _digest(model.model_hash, "model_hash") if model else bytes(32),
         _digest(cfg.hash, "frontend hash"),
     )
-    tail = bytearray(struct.pack(f"<{n_classes}h", *(model.thresholds_q if model else ())))
+    kind = "I" if anomaly else "h"  # anomaly: u32 score units; tagging: int16 int8 scores
+    tail = bytearray(struct.pack(f"<{n_classes}{kind}", *(model.thresholds_q if model else ())))
     for label in labels:
-        raw = label.encode()
-        if not 0 < len(raw) < 256:
-            raise ValueError(f"label {label!r}: must be 1..255 bytes of UTF-8")
-        tail += bytes([len(raw)]) + raw
+        tail += _text(label, "label")
+    if anomaly:
+        for what in ("method", "machine_type", "score"):
+            tail += _text(getattr(model, what), what)
     return fixed + bytes(tail)
 
 
@@ -133,7 +166,9 @@ def write_proto(
     cfg : FrontendConfig
         The front end the device runs.
     model : ProtoModel, optional
-        The model's identity, labels, thresholds and windowing.
+        The model's identity, labels, thresholds and windowing; an anomaly model's
+        dispatcher (``AED_PROTO_TASK_ANOMALY``) also needs ``aed_anomaly.h`` (window score, clip
+        mean and decision) in the package.
     max_payload : int
         Largest payload per frame (64..4096): sets the device's receive and transmit buffers.
 
@@ -150,7 +185,15 @@ def write_proto(
             raise ValueError(f"{n} labels but {len(model.thresholds_q)} thresholds_q")
         if model.window_frames < 1 or model.window_hop_frames < 1:
             raise ValueError("window_frames and window_hop_frames must be >= 1")
-        if any(not -128 <= t <= 128 for t in model.thresholds_q):
+        if model.task not in ("tagging", "anomaly"):
+            raise ValueError(f"task must be 'tagging' or 'anomaly', got {model.task!r}")
+        if model.anomaly:
+            if n != 1 or not 0 <= model.thresholds_q[0] < 2**32:
+                raise ValueError(
+                    "an anomaly model has one score with a threshold of 0..2^32-1 score units, "
+                    f"got labels {model.labels} and thresholds_q {model.thresholds_q}"
+                )
+        elif any(not -128 <= t <= 128 for t in model.thresholds_q):
             raise ValueError(
                 f"thresholds_q must be -128..128 (128: never), got {model.thresholds_q}"
             )
@@ -169,6 +212,7 @@ def write_proto(
             "window_frames": model.window_frames,
             "hop_frames": model.window_hop_frames,
             "n_classes": len(model.labels),
+            "anomaly": model.anomaly,
         },
     }
     inputs = {"frontend_config": cfg.hash, "protocol": f"v{PROTOCOL_VERSION}"}

@@ -129,7 +129,7 @@ def demo(
     """
     cfg = config or DemoConfig()
     out = Path(out)
-    clock = _Clock(steps=10)
+    clock = Clock(steps=10)
     clock.step(1, f"synthetic corpus ({preset}, seed {seed})")
     ensure_corpus(out / "corpus", preset, seed, jobs)
     dataset = load_dataset("synth", out / "corpus")
@@ -163,7 +163,7 @@ def demo(
     return out / "report.md"
 
 
-class _Clock:
+class Clock:
     """Step lines on stdout, and wall and CPU seconds per lap."""
 
     def __init__(self, steps: int) -> None:
@@ -192,7 +192,7 @@ def _train_and_quantize(out: Path, fs, cfg: DemoConfig, seed: int, clock, progre
     common = {"seed": seed, "device": "cpu", "patience": 0, "batch_size": cfg.batch_size}
     clock.step(4, f"teacher ({DEMO_TEACHER.name}, {cfg.teacher_epochs} epochs)")
     teacher_cfg = TrainConfig(arch="teacher", epochs=cfg.teacher_epochs, **common)
-    with _torch_threads(cfg.torch_threads):
+    with torch_threads(cfg.torch_threads):
         teacher = train(
             teacher_cfg, fs, out / "teacher", spec=DEMO_TEACHER, resume=True, progress=progress
         )
@@ -200,13 +200,13 @@ def _train_and_quantize(out: Path, fs, cfg: DemoConfig, seed: int, clock, progre
     clock.lap("teacher_s")
     clock.step(5, f"student {cfg.student} without distillation ({cfg.student_epochs} epochs)")
     plain_cfg = TrainConfig(arch=cfg.student, epochs=cfg.student_epochs, **common)
-    with _torch_threads(cfg.torch_threads):
+    with torch_threads(cfg.torch_threads):
         plain = train(plain_cfg, fs, out / "student-none", resume=True, progress=progress)
         plain_eval = evaluate(plain, fs, "test", plain.parent / "eval-test", device="cpu")
     clock.lap("student_none_s")
     clock.step(6, f"student {cfg.student}, IUSP-distilled, same seed ({cfg.student_epochs} epochs)")
     student_cfg = dataclasses.replace(plain_cfg, teacher=str(teacher), iusp=cfg.iusp)
-    with _torch_threads(cfg.torch_threads):
+    with torch_threads(cfg.torch_threads):
         student = train(student_cfg, fs, out / "student", resume=True, progress=progress)
         # also stores thresholds; PR curves for report.html
         student_eval = evaluate(student, fs, "test", student.parent / "eval-test", device="cpu")
@@ -286,7 +286,7 @@ def _cpu_s() -> float:
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()

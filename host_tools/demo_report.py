@@ -7,6 +7,9 @@ RAM of the Cortex-M4 image per part), validation (pass/fail, cycles, the link, h
 features and scores, latency). It is built from the run folder's files only (``report.json``,
 the evaluations' ``pr_test.png``, the quantiser's report, ``fw/memory.json``, the validation
 folder), so it can be rebuilt for any finished run with :func:`demo_html`.
+
+:func:`anomaly_demo_html` is the page of ``aedfw demo --task anomaly``: AUC/pAUC per machine
+type (float, int8, device), and per type the memory map and the validation section.
 """
 
 from __future__ import annotations
@@ -56,13 +59,44 @@ def demo_html(run: str | Path) -> Path:
     _quantisation(page, run, r)
     _memory(page, r["memory"])
     add_validation_section(page, r["validation"], run / "validation")
+    _timings(page, r)
+    return page.write(run / "report.html")
+
+
+def anomaly_demo_html(run: str | Path) -> Path:
+    """Write ``run/report.html`` from a finished anomaly demo run folder; returns its path."""
+    run = Path(run)
+    r = json.loads((run / "report.json").read_text())
+    cfg, types = r["config"], r["per_type"]
+    page = HtmlReport(f"aedfw anomaly demo: {cfg['method']} on the {r['corpus']['size']} corpus")
+    page.text(
+        f"Validation {'PASS' if r['passed'] else 'FAIL'} on the emulated {cfg['target']} "
+        f"device for machine type(s) {', '.join(types)}. Corpus seed {r['corpus']['seed']}, "
+        f"{r['corpus']['clips']} clips; {cfg['epochs']} epochs per detector.",
+        "pass" if r["passed"] else "fail",
+    )
+    page.section("auc", "AUC / pAUC per machine type (test split)")
+    rows = []
+    for mtype, t in types.items():
+        dev = (t["validation"]["metrics"] or {}).get("device") or {}
+        rows += [[mtype, k, t["float"][k], t["int8"][k], dev.get(k)] for k in ("auc", "pauc")]
+    page.table(["machine type", "metric", "float", "int8 (host)", "device"], rows,
+               anchor="auc-table")  # fmt: skip
+    page.text(f"pAUC: {r['pauc_convention']}; means over machine IDs.")
+    for mtype, t in types.items():
+        _memory(page, t["memory"], f"memory-{mtype}", f" ({mtype})")
+        add_validation_section(page, t["validation"], run / f"validation-{mtype}")
+    _timings(page, r)
+    return page.write(run / "report.html")
+
+
+def _timings(page: HtmlReport, r: dict) -> None:
     page.section("timings", "Timings")
     page.table(
         ["stage", "wall s", "CPU s"],
         [[k.removesuffix("_s"), r["timings"][k], r["cpu_s"][k]] for k in r["timings"]]
         + [["total", r["total_s"], r["total_cpu_s"]]],
     )
-    return page.write(run / "report.html")
 
 
 def _auprc(page: HtmlReport, r: dict) -> None:
@@ -132,11 +166,11 @@ def _quantisation(page: HtmlReport, run: Path, r: dict) -> None:
         page.figure(png, "float against int8 scores, per class")
 
 
-def _memory(page: HtmlReport, m: dict) -> None:
-    page.section("memory", "Memory map (Cortex-M4 image)")
+def _memory(page: HtmlReport, m: dict, anchor: str = "memory", what: str = "") -> None:
+    page.section(anchor, f"Memory map (Cortex-M4 image){what}")
     rows = [["flash", k, v] for k, v in m["flash"].items()]
     rows += [["RAM", k, v] for k, v in m["ram"].items()]
-    page.table(["region", "part", "bytes"], rows, anchor="memory-table")
+    page.table(["region", "part", "bytes"], rows, anchor=f"{anchor}-table")
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
     for ax, (name, parts) in zip(axes, (("flash", m["flash"]), ("RAM", m["ram"])), strict=True):
@@ -145,4 +179,4 @@ def _memory(page: HtmlReport, m: dict) -> None:
         ax.set(title=f"{name}: {parts['total']} bytes", xlabel="bytes")
         ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    page.figure(png_of(fig), "flash and RAM per part", anchor="memory-plot")
+    page.figure(png_of(fig), "flash and RAM per part", anchor=f"{anchor}-plot")

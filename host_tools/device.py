@@ -39,7 +39,7 @@ from host_tools.protocol import (
 )
 
 HELLO_FIXED = struct.Struct("<4BHHI7H32s32s")
-CAPABILITIES = {0x01: "features", 0x02: "infer", 0x04: "classify", 0x08: "bench"}
+CAPABILITIES = {0x01: "features", 0x02: "infer", 0x04: "classify", 0x08: "bench", 0x10: "anomaly"}
 STATS = struct.Struct("<5IQ2IQ4I")
 STATS_FIELDS = (
     "rx_frames rx_errors duplicates naks fe_frames fe_cycles fe_cycles_max model_runs "
@@ -47,6 +47,7 @@ STATS_FIELDS = (
 ).split()
 BENCH = struct.Struct("<B3xIIIIQ")
 SUMMARY = struct.Struct("<5I")
+ANOMALY_SUMMARY = struct.Struct("<QIB")  # score sum, score windows, decision
 CLASSIFY_BEGIN, CLASSIFY_END = 0x01, 0x02
 OPT_FEATURES, OPT_WINDOWS = 0x01, 0x02
 POLL_S = 0.02  # port read timeout while waiting for a response
@@ -118,6 +119,12 @@ class Hello:
     thresholds_q: tuple[int, ...]  # a class fires when its int8 clip score >= this (128: never)
     labels: tuple[str, ...]
     was_reset: bool  # the device had been (re)started since the previous HELLO
+    # "anomaly" (capability bit 4): one u32 score per window, thresholds_q in score units (the
+    # clip mean is anomalous when >= it), and the detector's method, machine type and score
+    task: str = "tagging"
+    method: str = ""
+    machine_type: str = ""
+    score: str = ""
 
     @classmethod
     def parse(cls, payload: bytes, was_reset: bool = False) -> Hello:
@@ -126,26 +133,37 @@ class Hello:
             raise ValueError(f"HELLO payload of {len(payload)} bytes < {HELLO_FIXED.size}")
         f = HELLO_FIXED.unpack_from(payload)
         n_classes, pos = f[12], HELLO_FIXED.size
-        thresholds = struct.unpack_from(f"<{n_classes}h", payload, pos)
-        pos += 2 * n_classes
-        labels = []
-        for c in range(n_classes):
+        caps = frozenset(name for bit, name in CAPABILITIES.items() if f[5] & bit)
+        anomaly = "anomaly" in caps
+        kind = "I" if anomaly else "h"  # anomaly: u32 score units; tagging: int16
+        thresholds = struct.unpack_from(f"<{n_classes}{kind}", payload, pos)
+        pos += struct.calcsize(f"<{n_classes}{kind}")
+        names = [f"label {c}" for c in range(n_classes)]
+        names += ["method", "machine type", "score"] if anomaly else []
+        texts = []
+        for name in names:
             if pos >= len(payload) or pos + 1 + payload[pos] > len(payload):
-                raise ValueError(f"HELLO payload ends inside label {c}")
-            labels.append(payload[pos + 1 : pos + 1 + payload[pos]].decode())
+                raise ValueError(f"HELLO payload ends inside {name}")
+            texts.append(payload[pos + 1 : pos + 1 + payload[pos]].decode())
             pos += 1 + payload[pos]
         if pos != len(payload):
             raise ValueError(f"HELLO payload has {len(payload) - pos} trailing bytes")
-        caps = frozenset(name for bit, name in CAPABILITIES.items() if f[5] & bit)
+        task = ("anomaly", *texts[n_classes:]) if anomaly else ()
         return cls(
             f[0], f"{f[1]}.{f[2]}.{f[3]}", f[4], caps, *f[6:14], f[14].hex(), f[15].hex(),
-            tuple(thresholds), tuple(labels), was_reset,
+            tuple(thresholds), tuple(texts[:n_classes]), was_reset, *task,
         )  # fmt: skip
+
+    @property
+    def anomaly(self) -> bool:
+        """True for an anomaly detector (one u32 score per window)."""
+        return self.task == "anomaly"
 
 
 @dataclass(frozen=True)
 class InferResult:
-    """INFER: int8 scores ``[n_classes]`` and the model's cycles."""
+    """INFER: int8 scores ``[n_classes]`` (anomaly: the u32 window score ``[1]``) and the
+    model's cycles."""
 
     scores: np.ndarray
     cycles: int
@@ -160,6 +178,10 @@ class ClassifyResult:
     ``[windows, n_classes]``, ``window_cycles`` ``[windows]``, ``clip_scores`` int8
     ``[n_classes]`` (max over windows), ``decisions`` bool ``[n_classes]``, ``cycles`` per stage
     for the clip (``frontend``, ``model``, ``post``), ``n_frames`` and ``n_windows``.
+
+    From an anomaly device: ``window_scores`` uint32 ``[windows, 1]``, ``clip_scores`` uint64
+    ``[2]`` = (sum of the window scores, their number), the exact clip mean, and ``decisions``
+    bool ``[1]`` (mean >= threshold): the form of ``quantize.tasks.TASKS[task].clip_post``.
     """
 
     features: np.ndarray
@@ -431,7 +453,8 @@ class Device:
     def infer(self, window: np.ndarray) -> InferResult:
         """INFER: run the model on one int8 feature window ``[in_frames, in_mels]``."""
         payload = self._upload(window, run=True).payload
-        scores = np.frombuffer(payload[8:], np.int8).copy()
+        dtype = "<u4" if self._info().anomaly else np.int8
+        scores = np.frombuffer(payload[8:], dtype).copy()
         return InferResult(scores, int.from_bytes(payload[4:8], "little"))
 
     def classify(
@@ -449,7 +472,9 @@ class Device:
         info = self._need("classify", Command.CLASSIFY)
         audio = _int16(audio)
         m, c, hop = info.n_mels, info.n_classes, info.fe_hop_length
-        record, summary = 8 + c, SUMMARY.size + 2 * c
+        score = np.dtype(("<u4", (c,))) if info.anomaly else np.dtype(("i1", (c,)))
+        record = 8 + score.itemsize
+        summary = SUMMARY.size + (ANOMALY_SUMMARY.size if info.anomaly else 2 * c)
         limit = self.payload_limit
 
         def fits(n: int, end: bool) -> bool:
@@ -478,9 +503,14 @@ class Device:
             recs.append(p[pos : pos + n_win * record])
             tail = p[pos + n_win * record :]
         n_frames, n_windows, fe_cyc, model_cyc, post_cyc = SUMMARY.unpack_from(tail)
-        clip = np.frombuffer(tail[SUMMARY.size : SUMMARY.size + c], np.int8).copy()
-        decisions = np.frombuffer(tail[SUMMARY.size + c : summary], np.uint8).astype(bool)
-        dt = np.dtype([("start", "<u4"), ("cycles", "<u4"), ("scores", "i1", (c,))])
+        if info.anomaly:
+            score_sum, score_windows, decision = ANOMALY_SUMMARY.unpack_from(tail, SUMMARY.size)
+            clip = np.array([score_sum, score_windows], np.uint64)
+            decisions = np.array([decision], np.uint8).astype(bool)
+        else:
+            clip = np.frombuffer(tail[SUMMARY.size : SUMMARY.size + c], np.int8).copy()
+            decisions = np.frombuffer(tail[SUMMARY.size + c : summary], np.uint8).astype(bool)
+        dt = np.dtype([("start", "<u4"), ("cycles", "<u4"), ("scores", score)])
         win = np.frombuffer(b"".join(recs), dt)
         return ClassifyResult(
             features=np.concatenate(rows),

@@ -8,8 +8,16 @@ reference computes the same from the same int16 audio: the Python front end
 int8 thresholds of the model's metadata. Everything is compared byte for byte; the first
 differing byte of each mismatching clip is named (clip, frame, band or window, class).
 
+An anomaly model (metadata task ``anomaly``) serves one machine type: the clips are that type's
+test clips (``split``) of a machine dataset in the DCASE 2020 Task 2 layout (the synthetic
+machine corpus or a real development set); the device sends one u32 score per window and the
+clip mean as (sum, windows) with its decision (docs/protocol.md), compared byte for byte with
+the host reference of :data:`quantize.tasks.TASKS` ``["anomaly"]``; the report gives the
+device's AUC/pAUC next to the host's.
+
 Before any clip, the device's HELLO must report the model's hash and front-end hash (and its
-labels, thresholds and windowing); a mismatch is refused. A device reset during the run (HELLO
+labels, thresholds and windowing; for anomaly models the method, machine type and score); a
+mismatch is refused. A device reset during the run (HELLO
 flag) is detected: the clip is redone after a new HELLO (``on_reset="resume"``) or the run stops
 with the reset in the report (``"stop"``).
 
@@ -27,6 +35,7 @@ mismatch, ``mismatch.png`` (host vs device features of the first mismatching cli
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -71,12 +80,12 @@ class HashMismatch(ValueError):
 
 @dataclass(frozen=True)
 class Reference:
-    """Host reference of one clip."""
+    """Host reference of one clip (scores in the form of the task's ``clip_post``)."""
 
     features: np.ndarray  # int8 [frames, mels]
     window_starts: np.ndarray  # int64 [windows]
-    window_scores: np.ndarray  # int8 [windows, classes]
-    clip_scores: np.ndarray  # int8 [classes]
+    window_scores: np.ndarray  # int8 [windows, classes]; anomaly uint32 [windows, 1]
+    clip_scores: np.ndarray  # int8 [classes]; anomaly uint64 [2]: (sum, windows)
     decisions: np.ndarray  # bool [classes]
 
 
@@ -157,6 +166,8 @@ def compare(ref: Reference, got: ClassifyResult, labels: Sequence[str]) -> dict 
             "message": f"window starts differ: host {ref.window_starts.tolist()}, device "
             f"{got.window_starts.tolist()}",
         }
+    if ref.clip_scores.dtype == np.uint64:  # anomaly: (sum, windows)
+        return _compare_anomaly(ref, got)
     n_classes = len(labels)
     for what, h, d in (
         ("window_scores", ref.window_scores, got.window_scores),
@@ -190,6 +201,61 @@ def compare(ref: Reference, got: ClassifyResult, labels: Sequence[str]) -> dict 
     return None
 
 
+#: What the parts of an anomaly clip's answer are called in mismatch messages.
+ANOMALY_PARTS = {
+    "window_scores": "window score",
+    "clip_scores": ("clip score sum", "clip score windows"),
+    "decisions": "decision",
+}
+
+
+def _compare_anomaly(ref: Reference, got: ClassifyResult) -> dict | None:
+    """:func:`compare` for an anomaly clip: u32 window scores, the clip's (u64 sum, u32 count)
+    and the decision; ``byte`` is the first differing byte of the value as the device sends it
+    (little-endian), counted from the start of that tensor."""
+    for what, h, d in (
+        ("window_scores", ref.window_scores[:, 0], got.window_scores[:, 0]),
+        ("clip_scores", ref.clip_scores, got.clip_scores),
+        ("decisions", ref.decisions, got.decisions),
+    ):
+        if h.shape != d.shape:
+            return {
+                "what": what,
+                "host": list(h.shape),
+                "device": list(d.shape),
+                "message": f"{what} shape: host {list(h.shape)}, device {list(d.shape)}",
+            }
+        diff = np.flatnonzero(h != d)
+        if not len(diff):
+            continue
+        i, size = int(diff[0]), d.dtype.itemsize
+        hb, db = (np.ascontiguousarray(a[i : i + 1], d.dtype.newbyteorder("<")).tobytes()
+                  for a in (h, d))  # fmt: skip
+        byte = i * size + next(k for k in range(size) if hb[k] != db[k])
+        host, dev = int(h[i]), int(d[i])
+        if what == "window_scores":
+            where = f"window {i} (start frame {int(ref.window_starts[i])})"
+        elif what == "clip_scores":
+            where = ANOMALY_PARTS[what][i]
+        else:
+            where = ANOMALY_PARTS[what]
+        return {
+            "what": what,
+            "window": i if what == "window_scores" else None,
+            "byte": byte,
+            "host": host,
+            "device": dev,
+            "differing": int(len(diff)),
+            "message": f"{what} differ at {where} (byte {byte}): host {host}, device {dev}"
+            + (f"; {len(diff)} windows differ" if what == "window_scores" else ""),
+        }
+    return None
+
+
+#: HELLO fields an anomaly device reports besides the tagging ones.
+ANOMALY_HELLO = ("method", "machine_type", "score")
+
+
 def check_hello(info: Hello, meta, model_path: str | Path) -> None:
     """Refuse a device whose HELLO does not describe ``meta``'s model and front end.
 
@@ -213,7 +279,10 @@ def check_hello(info: Hello, meta, model_path: str | Path) -> None:
         "thresholds_q": (info.thresholds_q, tuple(meta.thresholds_q)),
         "window_hop_frames": (info.window_hop_frames, meta.window_hop_frames),
         "in_frames": (info.in_frames, meta.window_frames),
+        "task": (info.task, meta.task),
     }
+    if meta.task == "anomaly":
+        pairs |= {k: (getattr(info, k), getattr(meta, k)) for k in ANOMALY_HELLO}
     if not problems:  # the hashes agree: anything else that differs is a firmware bug
         problems += [f"{k}: device {d}, model {m}" for k, (d, m) in pairs.items() if d != m]
     if problems:
@@ -228,6 +297,60 @@ def _open_dataset(data: str | Path | Dataset, kind: str, split: str | None) -> D
     if not isinstance(data, Dataset):
         data = load_dataset(dataset_kind(data, kind), data)
     return data if split is None else data.subset(split)
+
+
+@dataclass(frozen=True)
+class _Clips:
+    """The clips to validate: the dataset, each clip's truth in the model's label order, the
+    group AUCs are averaged over (anomaly: machine IDs) and cached host features."""
+
+    dataset: Dataset
+    truth: np.ndarray  # uint8 [clips, labels]
+    groups: list[str] | None = None
+    features: FeatureSet | None = None
+
+
+def _tagging_clips(data, meta, kind: str, split: str | None, progress: bool) -> _Clips:
+    features = None
+    if isinstance(data, DatasetSpec):
+        if data.cache is not None:
+            features = data.features(meta.frontend, progress=progress)
+        data = data.load()
+    ds = _open_dataset(data, kind, split)
+    labels = ds.label_matrix()
+    column = {c: k for k, c in enumerate(ds.classes)}
+    zero = np.zeros(len(ds), labels.dtype)  # 0 for classes the dataset lacks
+    truth = np.stack([labels[:, column[n]] if n in column else zero for n in meta.labels], 1)
+    return _Clips(ds, truth.astype(np.uint8), None, features)
+
+
+def _machine_clips(data, meta, kind: str, split: str, progress: bool) -> _Clips:
+    """An anomaly model's clips: its machine type's ``split`` clips of a DCASE-layout dataset,
+    truth 1 for anomalous clips, grouped by machine ID."""
+    from model_dev.anomaly.data import load_machines, machine_features
+
+    spec = data if isinstance(data, DatasetSpec) else None
+    if isinstance(data, Dataset) or kind not in ("auto", "dcase"):
+        raise ValueError(
+            f"{meta.machine_type} anomaly model: validation reads a machine dataset folder in "
+            "the DCASE 2020 Task 2 layout (TYPE/{train,test}/{normal,anomaly}_id_XX_*.wav, e.g. "
+            f"`aedfw data synth-machines`), got {getattr(data, 'root', data)} ({kind})"
+        )
+    root = spec.root if spec else Path(data)
+    ms = load_machines("dcase", root, skip_bad=bool(spec and spec.skip_bad))
+    keep = [k for k, (t, s) in enumerate(zip(ms.machine_types, ms.splits, strict=True))
+            if t == meta.machine_type and s == split]  # fmt: skip
+    if not keep:
+        raise ValueError(
+            f"{root}: no {split} clips of machine type {meta.machine_type!r} "
+            f"(types: {', '.join(ms.types)}; the model watches {meta.machine_type})"
+        )
+    features = None
+    if spec is not None and spec.cache is not None:
+        features = machine_features(ms, spec.cache, meta.frontend, progress=progress)
+    ds = dataclasses.replace(ms.dataset, clips=[ms.dataset.clips[k] for k in keep])
+    truth = ms.labels[keep][:, None].astype(np.uint8)
+    return _Clips(ds, truth, [ms.machine_ids[k] for k in keep], features)
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -269,7 +392,7 @@ def validate(
         Dataset kind for :func:`model_dev.datasets.load_dataset`; ``"auto"``: found from the
         metadata file (:func:`model_dev.stage_inputs.dataset_kind`).
     split : str, optional
-        Only this split (default: all clips).
+        Only this split (default: all clips; an anomaly model: ``"test"``).
     limit : int, optional
         Only the first ``limit`` clips.
     out : str or Path
@@ -306,12 +429,12 @@ def validate(
         raise ValueError(f"on_reset must be 'resume' or 'stop', got {on_reset!r}")
     model, out = Path(model), Path(out)
     meta, tflite, _ = check_model(model)
-    features = None
-    if isinstance(data, DatasetSpec):
-        if data.cache is not None:
-            features = data.features(meta.frontend, progress=progress)
-        data = data.load()
-    ds = _open_dataset(data, dataset, split)
+    if meta.task == "anomaly":
+        split = split or "test"
+        clips = _machine_clips(data, meta, dataset, split, progress)
+    else:
+        clips = _tagging_clips(data, meta, dataset, split, progress)
+    ds = clips.dataset
     indices = list(range(len(ds)))[:limit]
     if not indices:
         raise ValueError(f"{ds.root}: no clips to validate")
@@ -326,8 +449,8 @@ def validate(
         check_hello(dev.info or dev.hello(), meta, model)
         run = _Run(dev, _port_name(port), meta, tflite, model, on_reset, max_resets)
         run.progress = (out / PROGRESS, identity)
-        run.features = features
-        run.restore(done, ds)
+        run.clips = clips
+        run.restore(done)
         report = run.validate(ds, indices, progress)
     finally:
         if own:
@@ -412,6 +535,7 @@ class _Run:
     host_scores: list[np.ndarray] = field(default_factory=list)
     dev_scores: list[np.ndarray] = field(default_factory=list)
     truth: list[np.ndarray] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # per scored clip (anomaly: machine ID)
     latency: list[float] = field(default_factory=list)
     window_cycles: list[int] = field(default_factory=list)
     stage: dict = field(default_factory=lambda: {"frontend": [], "model": [], "post": []})
@@ -419,34 +543,33 @@ class _Run:
     pair: tuple | None = None  # (clip, host features, device features, diff) of the first
     first: tuple | None = None  # (clip, host features, device features) of the first clip
     n_resumed: int = 0  # clips taken over from progress.json
-    features: FeatureSet | None = None  # cached host features (validate() with a DatasetSpec)
+    clips: _Clips | None = None  # what is validated: dataset, truth, groups, cached features
 
     def _cached(self, ds: Dataset, clips: list[int]) -> list[np.ndarray] | None:
         """The cached features of ``clips`` of ``ds`` (None without a feature cache)."""
-        if self.features is None:
+        features = self.clips.features
+        if features is None:
             return None
-        row = {clip_id: k for k, clip_id in enumerate(self.features.clip_ids)}
-        return [self.features.clip(row[ds.clips[i].clip_id]) for i in clips]
+        row = {clip_id: k for k, clip_id in enumerate(features.clip_ids)}
+        return [features.clip(row[ds.clips[i].clip_id]) for i in clips]
 
-    def _truth(self, ds: Dataset) -> np.ndarray:
-        """Every clip's labels in the model's class order (0 for classes ``ds`` lacks)."""
-        labels = ds.label_matrix()
-        column = {c: k for k, c in enumerate(ds.classes)}
-        zero = np.zeros(len(ds), labels.dtype)
-        return np.stack(
-            [labels[:, column[n]] if n in column else zero for n in self.meta.labels], 1
-        ).astype(np.uint8)
+    def _score(self, index: int, truth) -> None:
+        """Note the truth (and the AUC group) of a scored clip."""
+        self.truth.append(truth)
+        if self.clips.groups is not None:
+            self.groups.append(self.clips.groups[index])
 
-    def restore(self, records: list[dict], ds: Dataset) -> None:
+    def restore(self, records: list[dict]) -> None:
         """Take over the clips of an earlier run of the same model and dataset."""
-        truth, self.n_resumed = self._truth(ds), len(records)
+        self.n_resumed = len(records)
+        dtype = np.uint64 if self.meta.task == "anomaly" else np.int8  # clip_post's clip scores
         for r in records:
             self.results.append(r)
             if r["mismatch"] is not None:
                 self.mismatches.append(r["mismatch"])
-            self.host_scores.append(np.asarray(r["host_scores"], np.int8))
-            self.dev_scores.append(np.asarray(r["device_scores"], np.int8))
-            self.truth.append(truth[r["index"]])
+            self.host_scores.append(np.asarray(r["host_scores"], dtype))
+            self.dev_scores.append(np.asarray(r["device_scores"], dtype))
+            self._score(r["index"], self.clips.truth[r["index"]])
 
     def save_progress(self) -> None:
         """Write ``progress.json``: every clip validated so far (atomically)."""
@@ -458,7 +581,7 @@ class _Run:
     def validate(self, ds: Dataset, indices: list[int], progress: bool) -> dict:
         """Classify ``indices`` of ``ds`` (those not done yet) on the device, compare, return
         the report; ``progress.json`` is written after every batch and when interrupted."""
-        done, truth = {r["index"] for r in self.results}, self._truth(ds)
+        done, truth = {r["index"] for r in self.results}, self.clips.truth
         todo = [i for i in indices if i not in done]
         self.dev.counters = LinkCounters()  # link accounting of this run only
         t_start = time.perf_counter()
@@ -534,7 +657,7 @@ class _Run:
                 self.pair = (clip_id, ref.features, got.features, diff)
         self.host_scores.append(ref.clip_scores)
         self.dev_scores.append(got.clip_scores)
-        self.truth.append(truth)
+        self._score(index, truth)
 
     def _device_stats(self) -> dict | None:
         if self.stopped is not None and self.stopped.startswith("link failure"):
@@ -561,7 +684,9 @@ class _Run:
             "stopped": self.stopped,
             "device": _hello_dict(self.dev.info),
             "task": self.meta.task,
-            "metrics": _metrics(self.meta, self.truth, self.host_scores, self.dev_scores),
+            "metrics": _metrics(
+                self.meta, self.truth, self.host_scores, self.dev_scores, self.groups or None
+            ),
             "cycles": {k: _summary(v) for k, v in self.stage.items()}
             | {"model_per_window": _summary(self.window_cycles)},
             "latency_s": _summary(self.latency),
@@ -593,21 +718,24 @@ def _hello_dict(h: Hello | None) -> dict | None:
         "thresholds_q": list(h.thresholds_q),
         "max_payload": h.max_payload,
         "capabilities": sorted(h.capabilities),
-    }
+        "task": h.task,
+    } | ({k: getattr(h, k) for k in ANOMALY_HELLO} if h.anomaly else {})
 
 
-def _metrics(meta, truth, host, device) -> dict | None:
-    """The task's metrics (:mod:`quantize.tasks`; tagging: micro/macro AUPRC) of the host's and
-    the device's int8 clip scores; None without labels."""
+def _metrics(meta, truth, host, device, groups=None) -> dict | None:
+    """The task's metrics (:mod:`quantize.tasks`; tagging: micro/macro AUPRC; anomaly: AUC and
+    pAUC, averaged over machine IDs) of the host's and the device's clip scores; None without
+    labels (anomaly: without both normal and anomalous clips)."""
     from quantize.tasks import task_of
 
-    if not truth or not np.any(truth):
+    y = np.stack(truth) if truth else np.zeros((0, 1), np.uint8)
+    if not np.any(y) or (meta.task == "anomaly" and np.all(y)):
         return None
-    task, y = task_of(meta), np.stack(truth)
+    task = task_of(meta)
     return {
         "name": task.metric,
-        "host": task.metrics(y, np.stack(host).astype(np.float64), meta.labels),
-        "device": task.metrics(y, np.stack(device).astype(np.float64), meta.labels),
+        "host": task.metrics(y, np.stack(host), meta.labels, groups),
+        "device": task.metrics(y, np.stack(device), meta.labels, groups),
     }
 
 

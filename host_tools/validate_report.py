@@ -75,10 +75,20 @@ def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
         ],
         anchor="validation-table",
     )
+    if v.get("task") == "anomaly" and v["metrics"]:
+        h, d = v["metrics"]["host"], v["metrics"]["device"]
+        page.table(
+            ["clip mean of the integer scores", "host", "device"],
+            [["AUC", h["auc"], d["auc"]], ["pAUC (FPR <= 0.1)", h["pauc"], d["pauc"]]],
+            anchor="auc-table",
+        )
     progress = folder / "progress.json"
     if progress.is_file():
         clips = json.loads(progress.read_text())["clips"]
-        page.figure(_scores_plot(clips), "clip scores, device against host", anchor="scores-plot")
+        page.figure(
+            _scores_plot(clips, v.get("task")), "clip scores, device against host",
+            anchor="scores-plot",
+        )  # fmt: skip
     for name, caption in (
         ("host_vs_device.png", "features of the first clip: host, device, device - host"),
         ("mismatch.png", "the first mismatching clip"),
@@ -88,16 +98,23 @@ def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
             page.figure(folder / name, caption, anchor=name.removesuffix(".png").replace("_", "-"))
 
 
-def _scores_plot(clips: list[dict]) -> bytes:
-    host = np.array([c["host_scores"] for c in clips], np.int16).ravel()
-    dev = np.array([c["device_scores"] for c in clips], np.int16).ravel()
+def _scores_plot(clips: list[dict], task: str | None = None) -> bytes:
+    if task == "anomaly":  # (sum, windows) per clip: compare the exact pairs, plot the means
+        pairs = [(tuple(c["host_scores"]), tuple(c["device_scores"])) for c in clips]
+        same = sum(h == d for h, d in pairs)
+        host = np.array([h[0] / max(h[1], 1) for h, _ in pairs])
+        dev = np.array([d[0] / max(d[1], 1) for _, d in pairs])
+        span, unit = [0, max(host.max(initial=0), dev.max(initial=0))], "clip mean score"
+    else:
+        host = np.array([c["host_scores"] for c in clips], np.int16).ravel()
+        dev = np.array([c["device_scores"] for c in clips], np.int16).ravel()
+        same, span, unit = int((host == dev).sum()), [-128, 127], "int8 score"
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([-128, 127], [-128, 127], color="grey", lw=0.8)
+    ax.plot(span, span, color="grey", lw=0.8)
     ax.scatter(host, dev, s=12)
-    same = int((host == dev).sum())
-    ax.set(xlabel="host int8 score", ylabel="device int8 score",
-           title=f"{same}/{host.size} scores equal")  # fmt: skip
+    ax.set(xlabel=f"host {unit}", ylabel=f"device {unit}",
+           title=f"{same}/{len(host)} clip scores equal")  # fmt: skip
     ax.grid(alpha=0.3)
     return png_of(fig)
 
@@ -149,7 +166,18 @@ def markdown(r: dict) -> str:
         lines += [f"Mismatches ({r['n_mismatched']}; first {len(r['mismatches'])} listed):", ""]
         lines += [f"- `{m['clip']}`: {m['message']}" for m in r["mismatches"]]
         lines += ["", "![first mismatch](mismatch.png)", ""]
-    if r["metrics"]:
+    if r["metrics"] and r.get("task") == "anomaly":
+        h, dv = r["metrics"]["host"], r["metrics"]["device"]
+        lines += [
+            f"| {d.get('machine_type')} ({d.get('method')}), clip mean of the integer scores "
+            "| host | device |",
+            "|---|---|---|",
+            f"| AUC | {_f(h['auc'])} | {_f(dv['auc'])} |",
+            f"| pAUC (FPR <= 0.1, {h.get('pauc_convention', 'challenge convention')}) "
+            f"| {_f(h['pauc'])} | {_f(dv['pauc'])} |",
+            "",
+        ]
+    elif r["metrics"]:
         h, dv = r["metrics"]["host"], r["metrics"]["device"]
         lines += [
             f"| {r['metrics']['name']} (int8 clip scores) | host | device |",

@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  stopped: {r['stopped']}")
     if r["metrics"]:
         m, h, d = r["metrics"]["name"], r["metrics"]["host"], r["metrics"]["device"]
-        print(f"  {m} micro host {h['micro']:.4f} device {d['micro']:.4f}")
+        keys = ("auc", "pauc") if r["task"] == "anomaly" else ("micro",)
+        for k in keys:
+            name = k.upper() if r["task"] == "anomaly" else f"{m} {k}"
+            print(f"  {name} host {h[k]:.4f} device {d[k]:.4f}")
     print(f"report: {r['files']['markdown']}")
     return 0 if r["passed"] else 1

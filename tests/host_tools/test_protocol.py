@@ -10,6 +10,7 @@ padding and aggregation are checked against model_dev.arch exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -483,6 +484,7 @@ def _write_test_model(build: Path, model: ProtoModel) -> list[Path]:
         "hop_frames": model.window_hop_frames,
         "task": "tagging",
         "score": "probability",
+        "task_defines": {},  # tagging's device-side post-processing needs no constants
         "n_golden": 0,
     }
     write_rendered(build, "aed/include/aed_config.h", {"test": "protocol"}, **context)
@@ -570,3 +572,52 @@ def test_write_proto_is_deterministic_and_checks_inputs(tmp_path):
     labels = sum(1 + len(s) for s in TEST_MODEL.labels)
     assert len(hello_payload(CFG, TEST_MODEL)) == 90 + 2 * 3 + labels
     assert OVERHEAD == 12
+
+
+ANOMALY_MODEL = ProtoModel(
+    model_hash="cd" * 32,
+    labels=("anomalous",),
+    thresholds_q=(3_000_000_000,),  # u32 score units: beyond int16 and int32
+    window_frames=5,
+    window_hop_frames=1,
+    task="anomaly",
+    method="dense_ae",
+    machine_type="fan",
+    score="reconstruction_sse",
+)
+
+
+def test_anomaly_hello_round_trip_and_checks(tmp_path):
+    """An anomaly device's HELLO: capability bit 4, a u32 threshold, method, machine type and
+    score after the label; a tagging HELLO is byte for byte what it was."""
+    payload = hello_payload(CFG, ANOMALY_MODEL)
+    tail = b"".join(bytes([len(s)]) + s.encode() for s in ("anomalous", "dense_ae", "fan"))
+    tail += bytes([18]) + b"reconstruction_sse"
+    assert payload[90:] == (3_000_000_000).to_bytes(4, "little") + tail
+    assert payload[6] == 0x1F and payload[22] == 1  # capabilities; n_classes (the window score)
+    hello = Hello.parse(payload)
+    assert (hello.task, hello.method, hello.machine_type, hello.score) == (
+        "anomaly", "dense_ae", "fan", "reconstruction_sse",
+    )  # fmt: skip
+    assert hello.anomaly and "anomaly" in hello.capabilities
+    assert hello.thresholds_q == (3_000_000_000,) and hello.labels == ("anomalous",)
+    tagging = Hello.parse(hello_payload(CFG, TEST_MODEL))
+    assert tagging.task == "tagging" and not tagging.anomaly and tagging.method == ""
+    assert hello_payload(CFG, TEST_MODEL)[6] == 0x0F  # no anomaly bit
+    with pytest.raises(ValueError, match="ends inside machine type"):
+        Hello.parse(payload[:-21])  # label and method whole, the machine type cut
+    with pytest.raises(ValueError, match="threshold of 0..2"):
+        write_proto(tmp_path, CFG, dataclasses.replace(ANOMALY_MODEL, thresholds_q=(2**32,)))
+    with pytest.raises(ValueError, match="one score"):
+        write_proto(
+            tmp_path,
+            CFG,
+            dataclasses.replace(ANOMALY_MODEL, labels=("a", "b"), thresholds_q=(1, 2)),
+        )
+    with pytest.raises(ValueError, match="machine_type ''"):
+        hello_payload(CFG, dataclasses.replace(ANOMALY_MODEL, machine_type=""))
+    config = write_proto(tmp_path, CFG, ANOMALY_MODEL)[0].read_text()
+    assert "#define AED_PROTO_TASK_ANOMALY 1" in config
+    assert (
+        "#define AED_PROTO_TASK_ANOMALY 0" in write_proto(tmp_path, CFG, TEST_MODEL)[0].read_text()
+    )

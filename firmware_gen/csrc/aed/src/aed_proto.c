@@ -7,6 +7,9 @@
 #if AED_PROTO_HAS_MODEL
 #include "aed_model.h"
 #include "aed_post.h"
+#if AED_PROTO_TASK_ANOMALY
+#include "aed_anomaly.h"
+#endif
 
 #if AED_MODEL_IN_FRAMES != AED_PROTO_WINDOW_FRAMES || AED_POST_WINDOW_FRAMES != AED_MODEL_IN_FRAMES
 #error "aed_model.h, aed_post.h and the protocol disagree on the window length"
@@ -14,13 +17,27 @@
 #if AED_MODEL_IN_MELS != AED_FE_N_MELS
 #error "aed_model.h does not match the front end's mel bands"
 #endif
+/* The engine writes AED_MODEL_N_CLASSES int8 outputs per window. Tagging sends them as the
+ * window's scores; an anomaly detector (e.g. an autoencoder's reconstruction) reduces them to
+ * one u32 window score (aed_anomaly.h) and sends that. */
+#if AED_PROTO_TASK_ANOMALY
+#if AED_PROTO_MODEL_CLASSES != 1
+#error "an anomaly protocol build has one score per window"
+#endif
+#define AED_SCORE_BYTES 4u   /* u32 window score */
+#define AED_SUMMARY_TAIL 13u /* u64 score sum, u32 score windows, u8 decision */
+#else
 #if AED_MODEL_N_CLASSES != AED_PROTO_MODEL_CLASSES || AED_N_CLASSES != AED_MODEL_N_CLASSES
 #error "aed_model.h, aed_config.h and the protocol disagree on the class count"
 #endif
-#define AED_PROTO_N_CLASSES AED_MODEL_N_CLASSES
+#define AED_SCORE_BYTES AED_MODEL_N_CLASSES
+#define AED_SUMMARY_TAIL (2u * AED_MODEL_N_CLASSES) /* int8 clip scores, u8 decisions */
+#endif
+#define AED_PROTO_OUTPUTS AED_MODEL_N_CLASSES
 #define AED_PROTO_ACTIVATION_BYTES AED_MODEL_ACTIVATION_BYTES
+#define AED_WINDOW_RECORD (8u + AED_SCORE_BYTES)
+#define AED_CLASSIFY_SUMMARY (20u + AED_SUMMARY_TAIL)
 #else
-#define AED_PROTO_N_CLASSES 0
 #define AED_PROTO_ACTIVATION_BYTES 0
 #endif
 
@@ -32,8 +49,6 @@
 #define AED_CLASSIFY_END 0x02u
 #define AED_CLASSIFY_OPT_FEATURES 0x01u
 #define AED_CLASSIFY_OPT_WINDOWS 0x02u
-#define AED_WINDOW_RECORD (8u + AED_PROTO_N_CLASSES)
-#define AED_CLASSIFY_SUMMARY (20u + 2u * AED_PROTO_N_CLASSES)
 #define AED_BENCH_SAMPLES (AED_FE_WINDOW_LENGTH > AED_PROTO_MAX_PAYLOAD / 2 ? \
                            AED_FE_WINDOW_LENGTH : AED_PROTO_MAX_PAYLOAD / 2)
 
@@ -64,13 +79,16 @@ static aed_proto_stats_t aed_stats;
 /* CLASSIFY's window assembly; its ring (one window of rows) doubles as the INFER input buffer
  * (one stream at a time), so the protocol adds no window-sized buffer of its own. */
 static aed_post_t aed_post;
-static int8_t aed_scores[AED_PROTO_N_CLASSES];
-static uint32_t aed_infer_loaded; /* bytes of the INFER window received so far */
+static int8_t aed_scores[AED_PROTO_OUTPUTS]; /* the engine's output of the last window */
+static uint32_t aed_infer_loaded;            /* bytes of the INFER window received so far */
 static struct {
     uint8_t options;
     uint32_t n_frames; /* frames so far */
-    uint32_t fe_cycles, model_cycles;
+    uint32_t fe_cycles, model_cycles, post_cycles;
 } aed_clip;
+#if AED_PROTO_TASK_ANOMALY
+static aed_anomaly_clip_t aed_anomaly; /* the clip mean as (sum, windows) */
+#endif
 #endif
 
 static void aed_put_u16(uint8_t *p, uint32_t v)
@@ -219,8 +237,24 @@ static uint32_t aed_run_model(const int8_t *in)
     return dt;
 }
 
+/* The window's score bytes as the protocol sends them: the int8 outputs (tagging) or the u32
+ * anomaly score of window and output (anomaly; its cycles count as post-processing). */
+static void aed_put_window_scores(uint8_t *dst, const int8_t *window)
+{
+#if AED_PROTO_TASK_ANOMALY
+    const uint32_t t0 = aed_cycles();
+    const uint32_t score = aed_anomaly_window_score(window, aed_scores);
+    aed_clip.post_cycles += aed_cycles() - t0;
+    aed_put_u32(dst, score);
+#else
+    (void)window;
+    memcpy(dst, aed_scores, AED_SCORE_BYTES);
+#endif
+}
+
 /* INFER: u8 flags (bit0: run), u8 0, u16 0, u32 offset, window bytes -> u32 loaded
- * [, u32 cycles, int8 scores]. The window arrives in order; offset 0 starts a new one. */
+ * [, u32 cycles, scores (int8 per class, or the u32 anomaly score)]. The window arrives in
+ * order; offset 0 starts a new one. */
 static aed_reply_t aed_infer(const uint8_t *p, size_t len)
 {
     const uint32_t size = AED_PROTO_WINDOW_FRAMES * AED_FE_N_MELS;
@@ -248,8 +282,8 @@ static aed_reply_t aed_infer(const uint8_t *p, size_t len)
         return aed_ok(4);
     }
     aed_put_u32(aed_payload + 4, aed_run_model(aed_post.ring));
-    memcpy(aed_payload + 8, aed_scores, AED_PROTO_N_CLASSES);
-    return aed_ok(8 + AED_PROTO_N_CLASSES);
+    aed_put_window_scores(aed_payload + 8, aed_post.ring);
+    return aed_ok(8 + AED_SCORE_BYTES);
 }
 
 /* CLASSIFY response under construction: rows at the front, window records in a staging area
@@ -265,13 +299,19 @@ static void aed_classify_window(const int8_t *window)
                                ? aed_clip.n_frames - AED_PROTO_WINDOW_FRAMES
                                : 0;
     const uint32_t dt = aed_run_model(window);
-    aed_post_add_scores(&aed_post, aed_scores);
+    uint8_t score[AED_SCORE_BYTES];
     aed_clip.model_cycles += dt;
+    aed_put_window_scores(score, window);
+#if AED_PROTO_TASK_ANOMALY
+    aed_anomaly_clip_add(&aed_anomaly, aed_get_u32(score));
+#else
+    aed_post_add_scores(&aed_post, aed_scores);
+#endif
     if (aed_clip.options & AED_CLASSIFY_OPT_WINDOWS) {
         uint8_t *rec = &aed_out.records[aed_out.n_records++ * AED_WINDOW_RECORD];
         aed_put_u32(rec, start);
         aed_put_u32(rec + 4, dt);
-        memcpy(rec + 8, aed_scores, AED_PROTO_N_CLASSES);
+        memcpy(rec + 8, score, AED_SCORE_BYTES);
     }
 }
 
@@ -311,6 +351,9 @@ static aed_reply_t aed_classify(const uint8_t *p, size_t len)
         aed_reset_stream(AED_STREAM_CLASSIFY);
         memset(&aed_clip, 0, sizeof aed_clip);
         aed_post_init(&aed_post);
+#if AED_PROTO_TASK_ANOMALY
+        aed_anomaly_clip_init(&aed_anomaly);
+#endif
         aed_clip.options = options;
     } else if (aed_stream != AED_STREAM_CLASSIFY) {
         return aed_error(AED_STATUS_BAD_STATE, "CLASSIFY: no clip in progress; set begin");
@@ -335,13 +378,19 @@ static aed_reply_t aed_classify(const uint8_t *p, size_t len)
     dst += aed_out.n_records * AED_WINDOW_RECORD;
     if (op & AED_CLASSIFY_END) {
         t0 = aed_cycles();
-        (void)aed_post_decide(aed_post.clip_scores, dst + 20 + AED_PROTO_N_CLASSES);
-        memcpy(dst + 20, aed_post.clip_scores, AED_PROTO_N_CLASSES);
+#if AED_PROTO_TASK_ANOMALY
+        dst[32] = aed_anomaly_decide(&aed_anomaly);
+        aed_put_u64(dst + 20, aed_anomaly.sum);
+        aed_put_u32(dst + 28, aed_anomaly.n_windows);
+#else
+        (void)aed_post_decide(aed_post.clip_scores, dst + 20 + AED_MODEL_N_CLASSES);
+        memcpy(dst + 20, aed_post.clip_scores, AED_MODEL_N_CLASSES);
+#endif
         aed_put_u32(dst, aed_clip.n_frames);
         aed_put_u32(dst + 4, aed_post.n_windows);
         aed_put_u32(dst + 8, aed_clip.fe_cycles);
         aed_put_u32(dst + 12, aed_clip.model_cycles);
-        aed_put_u32(dst + 16, aed_cycles() - t0);
+        aed_put_u32(dst + 16, aed_clip.post_cycles + (aed_cycles() - t0));
         dst += AED_CLASSIFY_SUMMARY;
         aed_stream = AED_STREAM_NONE;
     }
@@ -436,6 +485,9 @@ static aed_reply_t aed_stats_reply(const uint8_t *p, size_t len)
                                              sizeof aed_samples + sizeof aed_fe
 #if AED_PROTO_HAS_MODEL
                                              + sizeof aed_post
+#endif
+#if AED_PROTO_TASK_ANOMALY
+                                             + sizeof aed_anomaly
 #endif
                                              ));
     if (len == 1 && (p[0] & 1u)) {
