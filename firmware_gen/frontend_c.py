@@ -20,15 +20,21 @@ FRONTEND_FILES = (
 
 
 def check_split_symmetry(cos_q30: np.ndarray) -> None:
-    """The C split step computes bins k and N/2 - k from one pair of products: it relies on
-    cos[N/2 - k] = -cos[k] and sin[N/2 - k] = sin[k] holding exactly in the Q30 table (sin(k) =
-    cos(k - N/4)) for k = 0..N/4. True for every valid FFT size (tests); raises otherwise."""
+    """What the C split step assumes of the Q30 table (sin(k) = cos(k - N/4)): it computes bins k
+    and N/2 - k from one pair of products, which needs cos[N/2 - k] = -cos[k] and sin[N/2 - k] =
+    sin[k] exactly for k = 0..N/4; it takes k = 0 and N/4 as the exact twiddles 1 and -j
+    (cos[0] = 2^30, cos[N/4] = 0) and doubles cos and sin in between (below 2^30 there). True
+    for every valid FFT size (tests); raises otherwise."""
     n = len(cos_q30)
     k = np.arange(n // 4 + 1)
     mirror = n // 2 - k
+    inner = np.concatenate([cos_q30[1 : n // 4], cos_q30[3 * n // 4 + 1 :]])
     if not (
         np.array_equal(cos_q30[mirror], -cos_q30[k])
         and np.array_equal(cos_q30[(mirror - n // 4) % n], cos_q30[(k - n // 4) % n])
+        and cos_q30[0] == 2**30
+        and cos_q30[n // 4] == 0
+        and np.abs(inner).max(initial=0) < 2**30
     ):
         raise ValueError(f"fft_size {n}: the Q30 twiddle table is not mirror-symmetric")
 

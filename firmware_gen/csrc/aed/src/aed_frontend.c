@@ -18,7 +18,6 @@
 
 #define AED_FFT_HALF (AED_FE_FFT_SIZE / 2)
 #define AED_SIN_OFFSET (AED_FE_FFT_SIZE - AED_FE_FFT_SIZE / 4) /* sin(k) = cos(k - N/4) */
-#define AED_Q30_HALF (1LL << 29)
 #define AED_POWER_SHIFT 16
 #define AED_LOG_FRAC_BITS 16
 
@@ -235,24 +234,33 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
     aed_first_stage(z, x, shift < 15 ? (int32_t)1 << (14 - shift) : 0, 15 - shift);
     aed_fft(z);
     /* Split: Y[k] = 2 X[k] = (Z[k] + conj Z[M-k]) - j W^k (Z[k] - conj Z[M-k]), for k and M - k
-     * together. With A = Z[k], B = Z[M-k] (indices mod M), Y[k] rotates d = (Im A + Im B,
-     * Re B - Re A) by W^k; Y[M-k] swaps A and B, so it rotates (d_re, -d_im) by W^(M-k) =
-     * -conj W^k (cos[M-k] = -cos[k], sin[M-k] = sin[k]: exact in the Q30 table, checked by
-     * firmware_gen). Its rotation is then (-X, Y) where W^k gives (X, Y): one pair of products
-     * for both, and -X rounds as floor((2^29 - X) / 2^30). With |re|, |im| <= S: |d| <= 2S, the
-     * rotation <= 2 sqrt(2) S, so |yr|, |yi| <= (2 + 2 sqrt(2)) S < 2^30.3 (int32), and
-     * yr^2 + yi^2 < 2^61.6 (int64). k = M/2 is its own partner (computed twice, same value). */
-    for (k = 0; k <= AED_FFT_HALF / 2; k++) {
-        const int32_t *a = &z[2 * k], *b = &z[2 * ((AED_FFT_HALF - k) % AED_FFT_HALF)];
-        const int32_t c = aed_fe_cos_q30[k], s = aed_fe_cos_q30[(k + AED_SIN_OFFSET) % AED_FE_FFT_SIZE];
-        const int32_t ar = a[0] >> 2, ai = a[1] >> 2, br = b[0] >> 2, bi = b[1] >> 2; /* x4 -> 1x */
-        const int32_t dr = ai + bi, di = br - ar;
-        const int64_t x = (int64_t)c * dr + (int64_t)s * di;
-        const int32_t rot_re = (int32_t)((x + AED_Q30_HALF) >> 30);
-        const int32_t rot_re_mirror = (int32_t)((AED_Q30_HALF - x) >> 30);
-        const int32_t rot_im = (int32_t)(((int64_t)c * di - (int64_t)s * dr + AED_Q30_HALF) >> 30);
-        fe->power[k] = aed_power(ar + br + rot_re, ai - bi + rot_im);
-        fe->power[AED_FFT_HALF - k] = aed_power(br + ar + rot_re_mirror, bi - ai + rot_im);
+     * together. With A = Z[k], B = Z[M-k] (indices mod M; read back from x4 to 1x), Y[k]
+     * rotates d = (Im A + Im B, Re B - Re A) by W^k; Y[M-k] swaps A and B, so it rotates
+     * (d_re, -d_im) by W^(M-k) = -conj W^k (cos[M-k] = -cos[k], sin[M-k] = sin[k]: exact in the
+     * Q30 table, checked by firmware_gen). Where W^k gives the rotation (X, Y) + 2^29 before
+     * rounding, W^(M-k) gives (2^29 - X, Y + 2^29): one pair of products for both bins.
+     * Bounds: |re|, |im| <= S, so |d| <= 2S, the rotation <= 2 sqrt(2) S, and |yr|, |yi| <=
+     * (2 + 2 sqrt(2)) S < 2^30.3 (int32), yr^2 + yi^2 < 2^61.6 (int64).
+     * k = 0 and M/2 have the exact twiddles 1 and -j (cos[0] = 2^30, cos[N/4] = 0; checked too):
+     * d rotates to (d_re, d_im) and (d_im, -d_re), and d_im = 0 there (A = B). */
+    {
+        const int32_t r0 = z[0] >> 2, i0 = z[1] >> 2;
+        const int32_t r1 = z[AED_FFT_HALF] >> 2, i1 = z[AED_FFT_HALF + 1] >> 2; /* Z[M/2] */
+        fe->power[0] = aed_power(2 * (r0 + i0), 0);
+        fe->power[AED_FFT_HALF] = aed_power(2 * (r0 - i0), 0);
+        fe->power[AED_FFT_HALF / 2] = aed_power(2 * r1, -2 * i1);
+    }
+    /* 0 < k < N/4: |cos|, |sin| < 2^30 (checked), so twiddles x2 and d x2 (|2 d| <= 4 S < 2^30)
+     * fit int32, and the products are 4 X: rounded like the FFT's (aed_round_q32). */
+    for (k = 1; k < AED_FFT_HALF / 2; k++) {
+        const int32_t *a = &z[2 * k], *b = &z[2 * (AED_FFT_HALF - k)];
+        const int32_t c2 = 2 * aed_fe_cos_q30[k], s2 = 2 * aed_fe_cos_q30[k + AED_SIN_OFFSET];
+        const int32_t ar = a[0] >> 2, ai = a[1] >> 2, br = b[0] >> 2, bi = b[1] >> 2;
+        const int32_t dr2 = 2 * (ai + bi), di2 = 2 * (br - ar);
+        const int64_t x4 = (int64_t)c2 * dr2 + (int64_t)s2 * di2;
+        const int32_t rot_im = aed_round_q32((int64_t)c2 * di2 - (int64_t)s2 * dr2);
+        fe->power[k] = aed_power(ar + br + aed_round_q32(x4), ai - bi + rot_im);
+        fe->power[AED_FFT_HALF - k] = aed_power(br + ar + aed_round_q32(-x4), bi - ai + rot_im);
     }
     return shift;
 }
@@ -298,14 +306,17 @@ void aed_frontend_init(aed_frontend_t *fe)
 void aed_frontend_frame(aed_frontend_t *fe, const int16_t *samples, int8_t *out)
 {
     const int shift = aed_power_spectrum(fe, samples);
-    size_t m, i;
+    const int16_t *w = aed_fe_mel_weights; /* the bands' weights, one band after the other */
+    size_t m;
     for (m = 0; m < AED_FE_N_MELS; m++) {
-        const int16_t *w = &aed_fe_mel_weights[aed_fe_mel_offset[m]];
+        /* E = sum of w p over the band's bins (Q15 weights >= 0, 64-bit sum); every band has
+         * at least one bin (model_dev/frontend.py refuses empty ones) */
         const uint32_t *p = &fe->power[aed_fe_mel_start[m]];
+        const int16_t *end = w + aed_fe_mel_length[m];
         uint64_t e = 0;
-        for (i = 0; i < (size_t)aed_fe_mel_length[m]; i++) {
-            e += (uint64_t)(uint32_t)w[i] * p[i];
-        }
+        do {
+            e += (uint64_t)(uint32_t)*w++ * *p++;
+        } while (w != end);
         out[m] = aed_log_compress(e, shift);
     }
 }
