@@ -81,22 +81,22 @@ def _array(k: Kernel, ctype: str, name: str, values) -> str:
 def _requant_ctx(k: Kernel, mults: list[int], shifts: list[int], acc_bound: int) -> dict:
     """Requantisation constants; per-tensor ones become literals.
 
-    ``acc_bound`` bounds ``|acc|``. Per-channel right shifts of at least 1 with
-    ``acc_bound + 2^(e-1) < 2^31`` take the short forms ``aed_srdhm_pos`` and ``aed_rdpot1``
-    (same integers: the multipliers are non-negative, so srdhm never saturates, and
-    ``|srdhm(acc, m)| <= |acc|`` keeps the rounding add in int32).
+    ``acc_bound`` bounds ``|acc|``. Right shifts of at least 1 with ``acc_bound < 2^30`` take the
+    short forms ``aed_srdhm_pos`` and ``aed_rdpot1`` (same integers: the multipliers are
+    non-negative, so srdhm never saturates, ``2 acc`` fits in int32, and ``|srdhm(acc, m)| <=
+    |acc|``); their shift is stored as ``e - 1``.
     """
-    if len(set(zip(mults, shifts, strict=True))) == 1:
-        return {"per_channel": False, "mult": mults[0], "shift": shifts[0]}
-    right_only = all(s <= 0 for s in shifts)
     short = (
-        all(s <= -1 for s in shifts)
-        and all(0 <= m < 2**31 for m in mults)
-        and acc_bound + 2 ** (max(-s for s in shifts) - 1) < 2**31
+        all(s <= -1 for s in shifts) and all(0 <= m < 2**31 for m in mults) and acc_bound < 2**30
     )
+    if len(set(zip(mults, shifts, strict=True))) == 1:
+        shift = -shifts[0] - 1 if short else shifts[0]
+        return {"per_channel": False, "short": short, "mult": mults[0], "shift": shift}
+    right_only = all(s <= 0 for s in shifts)
     ctx = {"per_channel": True, "right_only": right_only, "short": short}
     ctx["mult"] = _array(k, "int32_t", "mult", mults)
-    ctx["shift"] = _array(k, "int8_t", "shift", [-s if right_only else s for s in shifts])
+    stored = [-s - 1 if short else -s if right_only else s for s in shifts]
+    ctx["shift"] = _array(k, "int8_t", "shift", stored)
     return ctx
 
 
