@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from aedfw.cli import main
+from firmware_gen.build import build_firmware
 from firmware_gen.package import firmware
 from host_tools.device import Device
 from host_tools.emulate import EmulatedDevice
@@ -45,7 +46,10 @@ def package(quantized, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def host_device(package):
-    with EmulatedDevice(package[2], "host") as emu:
+    """The package's native build with ASan/UBSan on a pty."""
+    with EmulatedDevice(
+        package[2], "host", exe=build_firmware(package[2], "host", sanitize=True)
+    ) as emu:
         yield emu
 
 
@@ -88,8 +92,13 @@ def test_anomaly_device_validates_over_a_pty(
     assert first["device_scores"] == [int(scores.sum()), len(scores)] == first["host_scores"]
     with Device(host_device.url, timeout=5.0) as dev:
         got = dev.classify(audio)
+        lean = dev.classify(audio, features=False, windows=False)
+        infer = dev.infer(windows[-1])
+        assert dev.bench(3, 1).n == 3
     assert got.window_scores[:, 0].tolist() == scores.tolist()
     assert got.decisions.tolist() == [int(scores.sum()) >= meta.thresholds_q[0] * len(scores)]
+    assert lean.clip_scores.tolist() == got.clip_scores.tolist() and len(lean.window_scores) == 0
+    assert infer.scores.tolist() == [scores[-1]] and infer.cycles > 0
 
 
 def test_other_machine_type_is_refused(package, host_device, tiny_corpus, tmp_path):  # noqa: F811
