@@ -14,6 +14,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -102,7 +103,12 @@ def run_tflm(tflite: bytes, windows_q: np.ndarray, arena_size: int | None = None
 
 
 def clip_outputs(
-    tflite: bytes, meta, features: list[np.ndarray], arena_size: int | None = None
+    tflite: bytes,
+    meta,
+    features: list[np.ndarray],
+    arena_size: int | None = None,
+    *,
+    own: Sequence[int | None] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """What a device must answer for each clip's features: the host golden of the post-processing.
 
@@ -122,6 +128,8 @@ def clip_outputs(
         int8 ``[frames, mels]`` per clip.
     arena_size : int, optional
         As in :func:`run_tflm`.
+    own : sequence of int or None, optional
+        Per clip, the ID classifier's own machine-ID class index (None: the default).
 
     Returns
     -------
@@ -138,9 +146,12 @@ def clip_outputs(
     if not windows:
         return []
     scores = run_tflm(tflite, np.concatenate(windows), arena_size)
+    own = [None] * len(windows) if own is None else list(own)
+    if len(own) != len(windows):
+        raise ValueError(f"own: {len(own)} machine IDs for {len(windows)} clips")
     out, pos = [], 0
-    for win in windows:
-        out.append(post(win, scores[pos : pos + len(win)], meta))
+    for win, clip_own in zip(windows, own, strict=True):
+        out.append(post(win, scores[pos : pos + len(win)], meta, own=clip_own))
         pos += len(win)
     return out
 

@@ -37,11 +37,13 @@ class Task:
     metric : str
         Name of the headline metric of :attr:`metrics` (for reports).
     clip_post : callable
-        ``(windows int8 [windows, frames, mels], outputs int8 [windows, outputs], meta) ->
-        (window_scores [windows, k], clip_scores [m], decisions bool [labels])``: what the
-        device computes for each window and at the end of a clip. Tagging: the outputs
-        themselves (int8, k = labels), the max over windows (int8, m = labels); anomaly: one
-        integer score per window (uint32, k = 1), ``(sum, count)`` of them (uint64, m = 2).
+        ``(windows int8 [windows, frames, mels], outputs int8 [windows, outputs], meta,
+        own=None) -> (window_scores [windows, k], clip_scores [m], decisions bool [labels])``:
+        what the device computes for each window and at the end of a clip (``own``: the ID
+        classifier's own machine-ID class index, None for the default; ignored otherwise).
+        Tagging: the outputs themselves (int8, k = labels), the max over windows (int8,
+        m = labels); anomaly: one integer score per window (uint32, k = 1), ``(sum, count)``
+        of them (uint64, m = 2).
     metrics : callable
         ``(truth [clips, labels], clip_scores [clips, m], labels, ids=None) -> dict`` for reports,
         from the clip scores as :attr:`clip_post` returns them (tagging: ``micro``/``macro``
@@ -57,13 +59,15 @@ class Task:
     name: str
     score: str
     metric: str
-    clip_post: Callable[[np.ndarray, np.ndarray, object], tuple[np.ndarray, ...]]
+    clip_post: Callable[..., tuple[np.ndarray, ...]]
     metrics: Callable[..., dict]
     check_outputs: Callable[[object, tuple[int, ...]], str | None]
     thresholds_q: Callable[[object, object], tuple[int, ...]]
 
 
-def _tagging_clip_post(windows: np.ndarray, outputs: np.ndarray, meta) -> tuple[np.ndarray, ...]:
+def _tagging_clip_post(
+    windows: np.ndarray, outputs: np.ndarray, meta, own: int | None = None
+) -> tuple[np.ndarray, ...]:
     """Window scores = the int8 outputs; clip score = max over windows; a class fires when its
     score >= its int8 threshold (compared as int16: 128 never fires)."""
     clip = outputs.max(axis=0)
@@ -82,13 +86,15 @@ def _tagging_thresholds_q(meta, info) -> tuple[int, ...]:
     return thresholds_to_q(meta.thresholds, info.output_scale, info.output_zero_point)
 
 
-def _anomaly_clip_post(windows: np.ndarray, outputs: np.ndarray, meta) -> tuple[np.ndarray, ...]:
+def _anomaly_clip_post(
+    windows: np.ndarray, outputs: np.ndarray, meta, own: int | None = None
+) -> tuple[np.ndarray, ...]:
     """Integer window scores of the model's method (:func:`quantize.anomaly_scores.
-    window_scores`); the clip mean as exact ``(sum, count)``; anomalous when ``sum >=
-    thresholds_q[0] * count``."""
+    window_scores`, ``own``: the ID classifier's own machine-ID class); the clip mean as exact
+    ``(sum, count)``; anomalous when ``sum >= thresholds_q[0] * count``."""
     from quantize.anomaly_scores import window_scores
 
-    scores = window_scores(meta, windows, outputs).astype(np.uint32)
+    scores = window_scores(meta, windows, outputs, own=own).astype(np.uint32)
     total, count = int(scores.sum(dtype=np.uint64)), len(scores)
     fired = count > 0 and total >= meta.thresholds_q[0] * count
     return scores[:, None], np.array([total, count], np.uint64), np.array([fired])

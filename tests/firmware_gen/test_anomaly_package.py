@@ -265,3 +265,20 @@ def test_anomaly_task_metrics_from_clip_sums():
     clip = np.array([[10, 2], [30, 3], [50, 2], [8, 1]], np.uint64)  # means 5, 10, 25, 8
     m = TASKS["anomaly"].metrics(y, clip, ("anomalous",))
     assert m["auc"] == pytest.approx(0.75) and 0 <= m["pauc"] <= 1
+
+
+def test_clip_outputs_takes_one_own_machine_id_per_clip(model):
+    """``own`` reaches the method's score per clip (the dense AE has none to use) and must
+    name one ID per clip."""
+    from quantize.runtime import clip_outputs
+
+    path, meta, _ = model
+    n_mels = meta.frontend.n_mels
+    feats = [np.zeros((7, n_mels), np.int8), np.full((3, n_mels), 50, np.int8)]
+    tflite = path.read_bytes()
+    plain, given = clip_outputs(tflite, meta, feats), clip_outputs(tflite, meta, feats, own=[0, 0])
+    for a, b in zip(plain, given, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert [len(w) for w, _, _ in plain] == [3, 1]  # hop 1: 7 - 5 + 1; a short clip: one
+    with pytest.raises(ValueError, match="own: 1 machine IDs for 2 clips"):
+        clip_outputs(tflite, meta, feats, own=[0])
