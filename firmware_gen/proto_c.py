@@ -56,6 +56,9 @@ class ProtoModel:
         integer score units: anomalous when the clip mean >= ``thresholds_q[0]``).
     method, machine_type, score : str
         Anomaly models: the detector, the machine type and the metadata's score name.
+    machine_ids : tuple of str
+        ID classifier: the machine IDs in class order (the own ID is set with MACHINE_ID);
+        empty for the other methods.
     """
 
     model_hash: str
@@ -67,6 +70,7 @@ class ProtoModel:
     method: str = ""
     machine_type: str = ""
     score: str = ""
+    machine_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_metadata(cls, meta) -> ProtoModel:
@@ -82,6 +86,7 @@ class ProtoModel:
             meta.method if anomaly else "",
             meta.machine_type if anomaly else "",
             meta.score if anomaly else "",
+            tuple(meta.machine_ids) if anomaly else (),
         )
 
     @property
@@ -141,6 +146,9 @@ def hello_payload(
     if anomaly:
         for what in ("method", "machine_type", "score"):
             tail += _text(getattr(model, what), what)
+        tail.append(len(model.machine_ids))
+        for mid in model.machine_ids:
+            tail += _text(mid, "machine ID")
     return fixed + bytes(tail)
 
 
@@ -193,6 +201,8 @@ def write_proto(
                     "an anomaly model has one score with a threshold of 0..2^32-1 score units, "
                     f"got labels {model.labels} and thresholds_q {model.thresholds_q}"
                 )
+            if len(model.machine_ids) > 255:
+                raise ValueError(f"{len(model.machine_ids)} machine IDs: at most 255")
         elif any(not -128 <= t <= 128 for t in model.thresholds_q):
             raise ValueError(
                 f"thresholds_q must be -128..128 (128: never), got {model.thresholds_q}"
@@ -213,6 +223,7 @@ def write_proto(
             "hop_frames": model.window_hop_frames,
             "n_classes": len(model.labels),
             "anomaly": model.anomaly,
+            "machine_ids": len(model.machine_ids),
         },
     }
     inputs = {"frontend_config": cfg.hash, "protocol": f"v{PROTOCOL_VERSION}"}

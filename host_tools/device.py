@@ -125,6 +125,7 @@ class Hello:
     method: str = ""
     machine_type: str = ""
     score: str = ""
+    machine_ids: tuple[str, ...] = ()  # ID classifier: class order; the own one set by MACHINE_ID
 
     @classmethod
     def parse(cls, payload: bytes, was_reset: bool = False) -> Hello:
@@ -140,15 +141,24 @@ class Hello:
         pos += struct.calcsize(f"<{n_classes}{kind}")
         names = [f"label {c}" for c in range(n_classes)]
         names += ["method", "machine type", "score"] if anomaly else []
-        texts = []
-        for name in names:
+
+        def text(name: str) -> str:  # u8 length + UTF-8
+            nonlocal pos
             if pos >= len(payload) or pos + 1 + payload[pos] > len(payload):
                 raise ValueError(f"HELLO payload ends inside {name}")
-            texts.append(payload[pos + 1 : pos + 1 + payload[pos]].decode())
-            pos += 1 + payload[pos]
+            start, pos = pos + 1, pos + 1 + payload[pos]
+            return payload[start:pos].decode()
+
+        texts = [text(name) for name in names]
+        task = ()
+        if anomaly:
+            if pos >= len(payload):
+                raise ValueError("HELLO payload ends before the machine ID count")
+            pos += 1
+            ids = tuple(text(f"machine ID {k}") for k in range(payload[pos - 1]))
+            task = ("anomaly", *texts[n_classes:], ids)
         if pos != len(payload):
             raise ValueError(f"HELLO payload has {len(payload) - pos} trailing bytes")
-        task = ("anomaly", *texts[n_classes:]) if anomaly else ()
         return cls(
             f[0], f"{f[1]}.{f[2]}.{f[3]}", f[4], caps, *f[6:14], f[14].hex(), f[15].hex(),
             tuple(thresholds), tuple(texts[:n_classes]), was_reset, *task,
@@ -559,6 +569,14 @@ class Device:
         values = list(STATS.unpack(self.request(Command.STATS, bytes([int(clear)])).payload))
         values[10] = None if values[10] in (0, 0xFFFFFFFF) else values[10]  # not measured
         return Stats(**dict(zip(STATS_FIELDS, values, strict=True)))
+
+    def machine_id(self, index: int | None = None) -> int:
+        """MACHINE_ID: set (``index``, a class index into ``info.machine_ids``) and/or read the
+        ID classifier's own machine ID."""
+        if not self._info().machine_ids:
+            raise ProtocolError(Command.MACHINE_ID, self._seq, "the model uses no machine ID")
+        payload = b"" if index is None else bytes([index])
+        return self.request(Command.MACHINE_ID, payload).payload[0]
 
     def reset(self) -> Hello:
         """RESET the device (streams, counters), then HELLO again; returns the new HELLO."""

@@ -44,6 +44,7 @@ class Command(enum.IntEnum):
     BENCH = 0x05
     STATS = 0x06
     RESET = 0x07
+    MACHINE_ID = 0x08
 
 
 class Status(enum.IntEnum):

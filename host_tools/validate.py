@@ -90,7 +90,11 @@ class Reference:
 
 
 def host_reference(
-    tflite: bytes, meta, audios: Sequence[np.ndarray], features: list[np.ndarray] | None = None
+    tflite: bytes,
+    meta,
+    audios: Sequence[np.ndarray],
+    features: list[np.ndarray] | None = None,
+    own: list[int] | None = None,
 ) -> list[Reference]:
     """The host's answer for each clip (see the module docstring).
 
@@ -105,6 +109,9 @@ def host_reference(
     features : list of np.ndarray, optional
         Their front-end features from the feature cache (the Python front end's, cached);
         computed here when not given.
+    own : list of int, optional
+        ID classifier: each clip's own machine ID (class index), as MACHINE_ID set it on the
+        device; default: the build-time default.
     """
     from model_dev.arch import window_starts
     from quantize.runtime import clip_outputs
@@ -112,9 +119,10 @@ def host_reference(
     fe = Frontend(meta.frontend)
     w, h = meta.window_frames, meta.window_hop_frames
     feats = [fe(a) for a in audios] if features is None else features
+    own_ids = {} if own is None else {"own": own}
     return [
         Reference(f, np.asarray(window_starts(len(f), w, h), np.int64), *outputs)
-        for f, outputs in zip(feats, clip_outputs(tflite, meta, feats), strict=True)
+        for f, outputs in zip(feats, clip_outputs(tflite, meta, feats, **own_ids), strict=True)
     ]
 
 
@@ -283,6 +291,7 @@ def check_hello(info: Hello, meta, model_path: str | Path) -> None:
     }
     if meta.task == "anomaly":
         pairs |= {k: (getattr(info, k), getattr(meta, k)) for k in ANOMALY_HELLO}
+        pairs["machine_ids"] = (info.machine_ids, tuple(meta.machine_ids))
     if not problems:  # the hashes agree: anything else that differs is a firmware bug
         problems += [f"{k}: device {d}, model {m}" for k, (d, m) in pairs.items() if d != m]
     if problems:
@@ -308,6 +317,7 @@ class _Clips:
     truth: np.ndarray  # uint8 [clips, labels]
     groups: list[str] | None = None
     features: FeatureSet | None = None
+    own: list[int] | None = None  # ID classifier: each clip's own machine ID (class index)
 
 
 def _tagging_clips(data, meta, kind: str, split: str | None, progress: bool) -> _Clips:
@@ -350,7 +360,16 @@ def _machine_clips(data, meta, kind: str, split: str, progress: bool) -> _Clips:
         features = machine_features(ms, spec.cache, meta.frontend, progress=progress)
     ds = dataclasses.replace(ms.dataset, clips=[ms.dataset.clips[k] for k in keep])
     truth = ms.labels[keep][:, None].astype(np.uint8)
-    return _Clips(ds, truth, [ms.machine_ids[k] for k in keep], features)
+    own = None
+    if meta.machine_ids:  # ID classifier: each clip is scored against its own machine ID
+        unknown = sorted({ms.machine_ids[k] for k in keep} - set(meta.machine_ids))
+        if unknown:
+            raise ValueError(
+                f"{root}: {meta.machine_type} test clips of machine IDs {unknown} the model was "
+                f"not trained on (it knows {', '.join(meta.machine_ids)})"
+            )
+        own = [meta.machine_ids.index(ms.machine_ids[k]) for k in keep]
+    return _Clips(ds, truth, [ms.machine_ids[k] for k in keep], features, own)
 
 
 def _batches(n: int, size: int) -> Iterator[range]:
@@ -591,7 +610,8 @@ class _Run:
             for batch in _batches(len(todo), CHUNK):
                 clips = [todo[i] for i in batch]
                 audios = [ds.load(i) for i in clips]
-                refs = host_reference(self.tflite, self.meta, audios, self._cached(ds, clips))
+                own = None if self.clips.own is None else [self.clips.own[i] for i in clips]
+                refs = host_reference(self.tflite, self.meta, audios, self._cached(ds, clips), own)
                 for i, audio, ref in zip(clips, audios, refs, strict=True):
                     got = self._classify(audio, ds.clips[i].clip_id, i)
                     if got is None:
@@ -616,6 +636,8 @@ class _Run:
         while True:
             t0 = time.perf_counter()
             try:
+                if self.clips.own is not None:
+                    self.dev.machine_id(self.clips.own[index])
                 got = self.dev.classify(audio)
             except DeviceReset as exc:
                 self.resets.append({"clip": clip_id, "index": index, "message": str(exc)})

@@ -593,7 +593,7 @@ def test_anomaly_hello_round_trip_and_checks(tmp_path):
     payload = hello_payload(CFG, ANOMALY_MODEL)
     tail = b"".join(bytes([len(s)]) + s.encode() for s in ("anomalous", "dense_ae", "fan"))
     tail += bytes([18]) + b"reconstruction_sse"
-    assert payload[90:] == (3_000_000_000).to_bytes(4, "little") + tail
+    assert payload[90:] == (3_000_000_000).to_bytes(4, "little") + tail + b"\x00"  # no IDs
     assert payload[6] == 0x1F and payload[22] == 1  # capabilities; n_classes (the window score)
     hello = Hello.parse(payload)
     assert (hello.task, hello.method, hello.machine_type, hello.score) == (
@@ -601,11 +601,15 @@ def test_anomaly_hello_round_trip_and_checks(tmp_path):
     )  # fmt: skip
     assert hello.anomaly and "anomaly" in hello.capabilities
     assert hello.thresholds_q == (3_000_000_000,) and hello.labels == ("anomalous",)
+    assert hello.machine_ids == ()
+    ids = dataclasses.replace(ANOMALY_MODEL, method="id_classifier", machine_ids=("id_00", "id_04"))
+    assert Hello.parse(hello_payload(CFG, ids)).machine_ids == ("id_00", "id_04")
+    assert hello_payload(CFG, ids).endswith(b"\x02\x05id_00\x05id_04")
     tagging = Hello.parse(hello_payload(CFG, TEST_MODEL))
     assert tagging.task == "tagging" and not tagging.anomaly and tagging.method == ""
     assert hello_payload(CFG, TEST_MODEL)[6] == 0x0F  # no anomaly bit
     with pytest.raises(ValueError, match="ends inside machine type"):
-        Hello.parse(payload[:-21])  # label and method whole, the machine type cut
+        Hello.parse(payload[:-22])  # label and method whole, the machine type cut
     with pytest.raises(ValueError, match="threshold of 0..2"):
         write_proto(tmp_path, CFG, dataclasses.replace(ANOMALY_MODEL, thresholds_q=(2**32,)))
     with pytest.raises(ValueError, match="one score"):

@@ -3,7 +3,7 @@ dense autoencoder on the native device (pty) and the Cortex-M4 (QEMU) matches th
 byte for byte on the tiny machine corpus's fan test clips (features, u32 window scores, the clip
 mean as (sum, windows), the decision), with the device's AUC/pAUC next to the host's; an altered
 requantisation constant is caught and named by window and byte; a device of another machine type
-is refused."""
+is refused; an ID classifier is scored per clip against its own machine ID (MACHINE_ID)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import pytest
 from aedfw.cli import main
 from firmware_gen.build import build_firmware
 from firmware_gen.package import firmware
-from host_tools.device import Device
+from host_tools.device import Device, DeviceError
 from host_tools.emulate import EmulatedDevice
+from host_tools.protocol import Command
 from host_tools.validate import HashMismatch, validate
 from model_dev.anomaly.data import load_dcase
 from model_dev.arch import clip_windows
@@ -28,6 +29,7 @@ from model_dev.frontend import Frontend
 from quantize.anomaly import integer_window_scores, scales_of
 from quantize.metadata import read_metadata
 from quantize.runtime import run_tflm
+from tests.firmware_gen.test_anomaly_methods import converted, machine_windows  # noqa: F401
 from tests.model_dev.anomaly.conftest import tiny_corpus, tiny_prepared  # noqa: F401 (fixtures)
 from tests.model_dev.anomaly.test_methods import blatant  # noqa: F401 (fixture)
 from tests.model_dev.anomaly.test_quantize_anomaly import quantized  # noqa: F401 (fixture)
@@ -91,6 +93,8 @@ def test_anomaly_device_validates_over_a_pty(
     scores = integer_window_scores(windows, run_tflm(model.read_bytes(), windows), scales_of(meta))
     assert first["device_scores"] == [int(scores.sum()), len(scores)] == first["host_scores"]
     with Device(host_device.url, timeout=5.0) as dev:
+        with pytest.raises(DeviceError, match="MACHINE_ID .*UNSUPPORTED"):
+            dev.request(Command.MACHINE_ID, b"\x00")  # the autoencoder's score uses none
         got = dev.classify(audio)
         lean = dev.classify(audio, features=False, windows=False)
         infer = dev.infer(windows[-1])
@@ -153,3 +157,40 @@ def test_anomaly_cortex_m4_under_qemu_validates(package, tiny_corpus, tmp_path):
     assert r["passed"] and r["n_matched"] == 4, r["mismatches"]
     assert r["device_stats"]["stack_used"] > 0 and r["cycles"]["post"]["median"] > 0
     assert np.isfinite(r["elapsed_s"])
+
+
+def test_id_classifier_scores_each_clip_against_its_own_machine_id(
+    converted,  # noqa: F811
+    tiny_corpus,  # noqa: F811
+    tmp_path,
+):
+    """MACHINE_ID sets the own ID of each clip on the device, the host reference uses the same:
+    byte-identical, and the ID matters (other IDs give other scores)."""
+    from quantize.runtime import clip_outputs
+
+    model, meta = converted("id_classifier")
+    fw = firmware(model, tmp_path / "fw")
+    with EmulatedDevice(fw, "host", exe=build_firmware(fw, "host", sanitize=True)) as emu:
+        assert emu.hello.machine_ids == meta.machine_ids == ("id_00", "id_02", "id_04")
+        with Device(emu.url, timeout=5.0) as dev:
+            assert dev.machine_id() == 0 and dev.machine_id(2) == 2 and dev.machine_id() == 2
+            with pytest.raises(DeviceError, match="MACHINE_ID .*BAD_ARGUMENT"):
+                dev.machine_id(3)  # class 3 is a pseudo-instance, no machine
+            assert dev.reset().machine_ids == meta.machine_ids and dev.machine_id() == 0
+        r = validate(emu.url, model, tiny_corpus, out=tmp_path / "v", progress=False)
+    assert r["passed"] and r["n_matched"] == 36, r["first_mismatch"]
+    clips = json.loads((tmp_path / "v" / "progress.json").read_text())["clips"]
+    ms = load_dcase(tiny_corpus)
+    own_of = {
+        c.clip_id: meta.machine_ids.index(m)
+        for c, m in zip(ms.dataset.clips, ms.machine_ids, strict=True)
+    }
+    assert {own_of[c["clip"]] for c in clips} == {0, 1, 2}
+    fe, tflite = Frontend(meta.frontend), model.read_bytes()
+    feats = [fe(read_audio(tiny_corpus / c["clip"])) for c in clips[-3:]]
+    own = [own_of[c["clip"]] for c in clips[-3:]]
+    mine = [o[1].tolist() for o in clip_outputs(tflite, meta, feats, own=own)]
+    other = [
+        o[1].tolist() for o in clip_outputs(tflite, meta, feats, own=[(k + 1) % 3 for k in own])
+    ]
+    assert mine == [c["device_scores"] for c in clips[-3:]] and mine != other

@@ -18,6 +18,7 @@
 #define AED_CMD_BENCH 0x05u
 #define AED_CMD_STATS 0x06u
 #define AED_CMD_RESET 0x07u
+#define AED_CMD_MACHINE_ID 0x08u
 
 /* Response status codes. */
 #define AED_STATUS_OK 0u

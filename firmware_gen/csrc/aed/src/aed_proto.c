@@ -33,6 +33,10 @@
 #define AED_SCORE_BYTES AED_MODEL_N_CLASSES
 #define AED_SUMMARY_TAIL (2u * AED_MODEL_N_CLASSES) /* int8 clip scores, u8 decisions */
 #endif
+#if AED_PROTO_MACHINE_IDS > 0 && (!AED_PROTO_TASK_ANOMALY || \
+                                  AED_PROTO_MACHINE_IDS > AED_ANOMALY_ID_N_CLASSES)
+#error "MACHINE_ID needs an ID classifier with a class per machine ID"
+#endif
 #define AED_PROTO_OUTPUTS AED_MODEL_N_CLASSES
 #define AED_PROTO_ACTIVATION_BYTES AED_MODEL_ACTIVATION_BYTES
 #define AED_WINDOW_RECORD (8u + AED_SCORE_BYTES)
@@ -398,6 +402,23 @@ static aed_reply_t aed_classify(const uint8_t *p, size_t len)
 }
 #endif
 
+#if AED_PROTO_MACHINE_IDS > 0
+/* MACHINE_ID: [u8 index] -> u8 index: the ID classifier's own machine ID (a class index, the
+ * order of HELLO's list; the classes after it, e.g. pseudo-instances, are no machine), set when
+ * given, then read back. */
+static aed_reply_t aed_machine_id(const uint8_t *p, size_t len)
+{
+    if (len > 1) {
+        return aed_error(AED_STATUS_BAD_LENGTH, "MACHINE_ID: payload must be 0 or 1 byte");
+    }
+    if (len == 1 && (p[0] >= AED_PROTO_MACHINE_IDS || aed_anomaly_set_machine_id(p[0]) != 0)) {
+        return aed_error(AED_STATUS_BAD_ARGUMENT, "MACHINE_ID: index beyond the machine IDs");
+    }
+    aed_payload[0] = (uint8_t)aed_anomaly_machine_id();
+    return aed_ok(1);
+}
+#endif
+
 /* BENCH: u8 target (0 model on the INFER window, 1 front-end frame), u8 0, u16 0, u32 n,
  * u32 warmup -> u8 target, 3 x u8 0, u32 n, u32 warmup, u32 min, u32 max, u64 total. */
 static aed_reply_t aed_bench(const uint8_t *p, size_t len)
@@ -523,6 +544,12 @@ static aed_reply_t aed_dispatch(const aed_frame_t *f)
     case AED_CMD_RESET:
         aed_proto_init();
         return aed_ok(0);
+    case AED_CMD_MACHINE_ID:
+#if AED_PROTO_MACHINE_IDS > 0
+        return aed_machine_id(f->payload, f->length);
+#else
+        return aed_error(AED_STATUS_UNSUPPORTED, "MACHINE_ID: this model's score uses none");
+#endif
     default:
         return aed_error(AED_STATUS_UNKNOWN_COMMAND, "unknown command");
     }
@@ -536,6 +563,9 @@ void aed_proto_init(void)
     aed_flags = AED_PROTO_FLAG_RESET;
     memset(&aed_stats, 0, sizeof aed_stats);
     aed_reset_stream(AED_STREAM_NONE);
+#if AED_PROTO_MACHINE_IDS > 0
+    (void)aed_anomaly_set_machine_id(AED_ANOMALY_MACHINE_ID); /* the build-time own ID */
+#endif
 }
 
 void aed_proto_feed(uint8_t byte)
