@@ -26,9 +26,6 @@ from host_tools.demo import Clock, torch_threads
 from model_dev.config_io import json_finite
 from model_dev.fileio import atomic_write_text
 
-#: Anomaly methods the demo can deploy (what ``quantize.anomaly`` converts).
-DEMO_METHODS = ("dense_ae", "dense_ae_small")
-
 
 @dataclass(frozen=True)
 class AnomalyDemoConfig:
@@ -37,7 +34,8 @@ class AnomalyDemoConfig:
     Attributes
     ----------
     method : str
-        Detector (a key of ``model_dev.anomaly.detectors.METHODS`` that quantizes).
+        Detector: one that goes to the device (``quantize.anomaly.QUANTIZABLE``: the dense
+        autoencoders, the causal convolutional predictor, the machine-ID classifier).
     types : tuple of str
         Machine types to train, deploy and validate (one .tflite and one package each).
     epochs, batch_size : int
@@ -85,6 +83,7 @@ def demo_anomaly(
     """
     from model_dev.anomaly.corpus import MACHINE_TYPES, SIZES, generate
     from model_dev.anomaly.pipeline import prepare
+    from quantize.anomaly import QUANTIZABLE
 
     cfg = config or AnomalyDemoConfig()
     if size not in SIZES:
@@ -94,8 +93,8 @@ def demo_anomaly(
         raise ValueError(
             f"machine types must be some of {', '.join(MACHINE_TYPES)}, got {list(cfg.types)}"
         )
-    if cfg.method not in DEMO_METHODS:
-        raise ValueError(f"method must be one of {', '.join(DEMO_METHODS)}, got {cfg.method!r}")
+    if cfg.method not in QUANTIZABLE:
+        raise ValueError(f"method must be one of {', '.join(QUANTIZABLE)}, got {cfg.method!r}")
     if target not in ("cortex-m4", "host"):
         raise ValueError(f"target must be 'cortex-m4' or 'host', got {target!r}")
     out = Path(out)

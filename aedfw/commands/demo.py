@@ -51,7 +51,10 @@ def register(commands: Commands) -> None:
     p.add_argument("--student-epochs", type=int, help="tagging: default 30")
     p.add_argument("--epochs", type=int, help="anomaly: detector epochs (default 20)")
     p.add_argument("--types", help="anomaly: machine types, comma-separated (default fan)")
-    p.add_argument("--method", help="anomaly: dense_ae (default) or dense_ae_small")
+    p.add_argument(
+        "--method",
+        help="anomaly: dense_ae (default), dense_ae_small, causal_conv or id_classifier",
+    )
     p.add_argument(
         "--threads",
         "--torch-threads",
