@@ -85,12 +85,16 @@ static inline void aed_radix4(int32_t *z, size_t q, const int32_t *ar, const int
 static inline void aed_fft_stage(int32_t *z, const size_t q)
 {
     const size_t span = 4 * q, step = AED_FE_FFT_SIZE / span;
+    /* The last stage reads its unrotated inputs back to 1x and so writes 1x, as the split step
+     * wants them (two shifts per butterfly there instead of four per bin pair later). */
+    const int in_shift = span == AED_FFT_HALF ? 2 : 0;
+    const int32_t scale = span == AED_FFT_HALF ? 1 : 4;
     size_t i, j, m;
     for (i = 0; i < AED_FFT_HALF; i += span) {
         int32_t *p = &z[2 * i], ar[4], ai[4];
         for (m = 0; m < 4; m++) {
-            ar[m] = p[2 * m * q];
-            ai[m] = p[2 * m * q + 1];
+            ar[m] = p[2 * m * q] >> in_shift;
+            ai[m] = p[2 * m * q + 1] >> in_shift;
         }
         aed_radix4(p, q, ar, ai, 1);
     }
@@ -110,7 +114,9 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
             for (m = 1; m < 4; m++) {
                 aed_rotate_x4(&ar[m], &ai[m], c[m], s[m], ns[m]);
             }
-            aed_radix4(p, q, ar, ai, 4);
+            ar[0] >>= in_shift;
+            ai[0] >>= in_shift;
+            aed_radix4(p, q, ar, ai, scale);
         }
     }
 }
@@ -215,9 +221,13 @@ static void aed_first_stage(int32_t *z, const int16_t *x, int32_t round, int rsh
         for (m = 0; m < 4; m++) {
             aed_input(x, r + m * (AED_FFT_HALF / 4), round, rshift, &ar[m], &ai[m]);
         }
+#if AED_FFT_HALF > 4
         ar[0] *= 4; /* inputs are at 1x, the output x4 */
         ai[0] *= 4;
         aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 4);
+#else
+        aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 1); /* also the last stage: 1x */
+#endif
     }
 }
 
@@ -234,7 +244,7 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
     aed_first_stage(z, x, shift < 15 ? (int32_t)1 << (14 - shift) : 0, 15 - shift);
     aed_fft(z);
     /* Split: Y[k] = 2 X[k] = (Z[k] + conj Z[M-k]) - j W^k (Z[k] - conj Z[M-k]), for k and M - k
-     * together. With A = Z[k], B = Z[M-k] (indices mod M; read back from x4 to 1x), Y[k]
+     * together. With A = Z[k], B = Z[M-k] (indices mod M; the last FFT stage wrote 1x), Y[k]
      * rotates d = (Im A + Im B, Re B - Re A) by W^k; Y[M-k] swaps A and B, so it rotates
      * (d_re, -d_im) by W^(M-k) = -conj W^k (cos[M-k] = -cos[k], sin[M-k] = sin[k]: exact in the
      * Q30 table, checked by firmware_gen). Where W^k gives the rotation (X, Y) + 2^29 before
@@ -244,8 +254,8 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
      * k = 0 and M/2 have the exact twiddles 1 and -j (cos[0] = 2^30, cos[N/4] = 0; checked too):
      * d rotates to (d_re, d_im) and (d_im, -d_re), and d_im = 0 there (A = B). */
     {
-        const int32_t r0 = z[0] >> 2, i0 = z[1] >> 2;
-        const int32_t r1 = z[AED_FFT_HALF] >> 2, i1 = z[AED_FFT_HALF + 1] >> 2; /* Z[M/2] */
+        const int32_t r0 = z[0], i0 = z[1];
+        const int32_t r1 = z[AED_FFT_HALF], i1 = z[AED_FFT_HALF + 1]; /* Z[M/2] */
         fe->power[0] = aed_power(2 * (r0 + i0), 0);
         fe->power[AED_FFT_HALF] = aed_power(2 * (r0 - i0), 0);
         fe->power[AED_FFT_HALF / 2] = aed_power(2 * r1, -2 * i1);
@@ -255,7 +265,7 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
     for (k = 1; k < AED_FFT_HALF / 2; k++) {
         const int32_t *a = &z[2 * k], *b = &z[2 * (AED_FFT_HALF - k)];
         const int32_t c2 = 2 * aed_fe_cos_q30[k], s2 = 2 * aed_fe_cos_q30[k + AED_SIN_OFFSET];
-        const int32_t ar = a[0] >> 2, ai = a[1] >> 2, br = b[0] >> 2, bi = b[1] >> 2;
+        const int32_t ar = a[0], ai = a[1], br = b[0], bi = b[1];
         const int32_t dr2 = 2 * (ai + bi), di2 = 2 * (br - ar);
         const int64_t x4 = (int64_t)c2 * dr2 + (int64_t)s2 * di2;
         const int32_t rot_im = aed_round_q32((int64_t)c2 * di2 - (int64_t)s2 * dr2);
@@ -265,36 +275,48 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
     return shift;
 }
 
-static int aed_bit_length(uint64_t x)
+/* Index of the top set bit of x != 0. */
+static inline int aed_msb32(uint32_t x)
 {
 #if defined(__GNUC__)
-    return x ? 64 - __builtin_clzll(x) : 0;
+    return 31 - __builtin_clz(x);
 #else
     int n = 0;
-    while (x) {
-        x >>= 1;
+    while (x >>= 1) {
         n++;
     }
     return n;
 #endif
 }
 
-/* q = round(log2_steps * (log2 E - 2 s)) - log_offset, clamped to int8; E == 0 gives -128. */
-static int8_t aed_log_compress(uint64_t e, int shift)
+/* q = round(log2_steps * (log2 E - 2 s)) - log_offset, clamped to int8; E == 0 gives -128, with
+ * base = -(2 s log2_steps + log_offset). log2 E = msb + lut[the 8 bits below the top bit] / 2^16;
+ * t holds E's top 32 bits (its top bit at bit 31), so those 8 bits are t's bits 30..23.
+ * round(steps (msb 2^16 + lut) / 2^16) = steps msb + round(steps lut / 2^16) exactly. */
+static inline int8_t aed_log_compress(uint64_t e, int32_t base)
 {
-    int msb;
-    uint32_t mantissa;
-    int32_t log2_q16, q;
-    if (e == 0) {
+    const uint32_t hi = (uint32_t)(e >> 32), lo = (uint32_t)e;
+    const int32_t half = 1 << (AED_LOG_FRAC_BITS - 1);
+    uint32_t t;
+    int32_t msb, q;
+    if (hi != 0) {
+        const int b = aed_msb32(hi);
+        msb = 32 + b;
+        t = (hi << (31 - b)) | (lo >> b >> 1); /* E >> (b + 1); b + 1 may be 32 */
+    } else if (lo != 0) {
+        msb = aed_msb32(lo);
+        t = lo << (31 - msb);
+    } else {
         return -128;
     }
-    msb = aed_bit_length(e) - 1;
-    mantissa = (uint32_t)(msb >= 8 ? e >> (msb - 8) : e << (8 - msb)) & 255u;
-    log2_q16 = ((int32_t)msb << AED_LOG_FRAC_BITS) + (int32_t)aed_fe_log2_q16[mantissa] -
-               ((int32_t)(2 * shift) << AED_LOG_FRAC_BITS);
-    q = ((AED_FE_LOG2_STEPS * log2_q16 + (1 << (AED_LOG_FRAC_BITS - 1))) >> AED_LOG_FRAC_BITS) -
-        AED_FE_LOG_OFFSET;
+    q = AED_FE_LOG2_STEPS * msb + base +
+        ((AED_FE_LOG2_STEPS * (int32_t)aed_fe_log2_q16[(t >> 23) & 255u] + half) >>
+         AED_LOG_FRAC_BITS);
+#if AED_FE_DSP
+    return (int8_t)__ssat(q, 8);
+#else
     return (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+#endif
 }
 
 void aed_frontend_init(aed_frontend_t *fe)
@@ -306,6 +328,7 @@ void aed_frontend_init(aed_frontend_t *fe)
 void aed_frontend_frame(aed_frontend_t *fe, const int16_t *samples, int8_t *out)
 {
     const int shift = aed_power_spectrum(fe, samples);
+    const int32_t log_base = -(2 * shift * AED_FE_LOG2_STEPS + AED_FE_LOG_OFFSET);
     const int16_t *w = aed_fe_mel_weights; /* the bands' weights, one band after the other */
     size_t m;
     for (m = 0; m < AED_FE_N_MELS; m++) {
@@ -317,7 +340,7 @@ void aed_frontend_frame(aed_frontend_t *fe, const int16_t *samples, int8_t *out)
         do {
             e += (uint64_t)(uint32_t)*w++ * *p++;
         } while (w != end);
-        out[m] = aed_log_compress(e, shift);
+        out[m] = aed_log_compress(e, log_base);
     }
 }
 
