@@ -85,7 +85,7 @@ def anomaly_demo_html(run: str | Path) -> Path:
     page.text(f"pAUC: {r['pauc_convention']}; means over machine IDs.")
     for mtype, t in types.items():
         _memory(page, t["memory"], f"memory-{mtype}", f" ({mtype})")
-        add_validation_section(page, t["validation"], run / f"validation-{mtype}")
+        add_validation_section(page, t["validation"], run / f"validation-{mtype}", f"-{mtype}")
     _timings(page, r)
     return page.write(run / "report.html")
 

@@ -53,10 +53,12 @@ def plot_features(path: Path, clip_id: str, host, device, note: str) -> None:
     plt.close(fig)
 
 
-def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
+def add_validation_section(page: HtmlReport, v: dict, folder: Path, suffix: str = "") -> None:
     """The validation part of a report.html: verdict, cycles, link, device-vs-host scores
-    (from ``folder/progress.json``), and the PNGs of ``folder``."""
-    page.section("validation", "Validation on the device")
+    (from ``folder/progress.json``), and the PNGs of ``folder``; ``suffix`` tells the anchors
+    of several such sections on one page apart (and titles them)."""
+    what = f" ({suffix.lstrip('-')})" if suffix else ""
+    page.section(f"validation{suffix}", f"Validation on the device{what}")
     page.text(
         f"{'PASS' if v['passed'] else 'FAIL'}: {v['n_matched']}/{v['n_requested']} clips "
         "byte-identical (features, window scores, clip scores, decisions).",
@@ -73,21 +75,21 @@ def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
             ["link efficiency (payload / wire bytes)", link["efficiency"]],
             ["retransmissions", link["retransmissions"]],
         ],
-        anchor="validation-table",
+        anchor=f"validation-table{suffix}",
     )
     if v.get("task") == "anomaly" and v["metrics"]:
         h, d = v["metrics"]["host"], v["metrics"]["device"]
         page.table(
             ["clip mean of the integer scores", "host", "device"],
             [["AUC", h["auc"], d["auc"]], ["pAUC (FPR <= 0.1)", h["pauc"], d["pauc"]]],
-            anchor="auc-table",
+            anchor=f"auc-table{suffix}",
         )
     progress = folder / "progress.json"
     if progress.is_file():
         clips = json.loads(progress.read_text())["clips"]
         page.figure(
             _scores_plot(clips, v.get("task")), "clip scores, device against host",
-            anchor="scores-plot",
+            anchor=f"scores-plot{suffix}",
         )  # fmt: skip
     for name, caption in (
         ("host_vs_device.png", "features of the first clip: host, device, device - host"),
@@ -95,7 +97,8 @@ def add_validation_section(page: HtmlReport, v: dict, folder: Path) -> None:
         ("latency.png", "latency per clip and model cycles per window"),
     ):
         if (folder / name).is_file():
-            page.figure(folder / name, caption, anchor=name.removesuffix(".png").replace("_", "-"))
+            anchor = name.removesuffix(".png").replace("_", "-") + suffix
+            page.figure(folder / name, caption, anchor=anchor)
 
 
 def _scores_plot(clips: list[dict], task: str | None = None) -> bytes:

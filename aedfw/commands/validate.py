@@ -12,6 +12,7 @@ EXAMPLES = (
     "aedfw validate --port /dev/ttyACM0 --model models/s5k.tflite --data data/small --split test",
     "aedfw validate --port socket://127.0.0.1:4321 --model models/s5k.tflite --data clips.csv "
     "--limit 20 --cache cache/features",
+    "aedfw validate --port /dev/ttyACM0 --model runs/anomaly/fan.tflite --data data/machines",
 )
 
 

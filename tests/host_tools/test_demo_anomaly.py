@@ -58,6 +58,6 @@ def test_demo_anomaly_tiny_whole_chain(tmp_path):
         data["timings"]
     )
     page = (out / "report.html").read_text()
-    for anchor in ("auc-table", "memory-fan-table", "validation-table", "scores-plot"):
+    for anchor in ("auc-table", "memory-fan-table", "validation-table-fan", "scores-plot-fan"):
         assert f'id="{anchor}"' in page, anchor
     assert "| fan |" in report.read_text() and "36/36 byte-identical" in report.read_text()
