@@ -349,8 +349,8 @@ def quantize_anomaly(
     ckpt = load_anomaly_checkpoint(checkpoint)
     if ckpt["method"] not in QUANTIZABLE:
         raise ValueError(
-            f"{checkpoint}: method {ckpt['method']!r} cannot be quantised yet "
-            f"(only {', '.join(QUANTIZABLE)})"
+            f"{checkpoint}: method {ckpt['method']!r} cannot be quantised "
+            f"(deployable: {', '.join(QUANTIZABLE)})"
         )
     cfg = FrontendConfig.from_dict(ckpt["frontend"], f"{checkpoint}: frontend")
     kind = ckpt["dataset"]["kind"]

@@ -104,7 +104,7 @@ def test_engine_runs_the_anomaly_networks_like_tflm(converted, machine_windows, 
     )
     windows = _inputs(tuple(model.input.shape[1:3]), machine_windows, seed=len(method))
     assert len(windows) >= 200
-    _assert_parity(path, tmp_path, windows, sanitize=method == "dense_ae_small")
+    _assert_parity(path, tmp_path, windows, sanitize=False)  # the packages run under ASan
 
 
 # --------------------------------------------------------------------------------------------
