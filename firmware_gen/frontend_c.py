@@ -39,12 +39,32 @@ def check_split_symmetry(cos_q30: np.ndarray) -> None:
         raise ValueError(f"fft_size {n}: the Q30 twiddle table is not mirror-symmetric")
 
 
+def fft_twiddles(cos_q30: np.ndarray) -> np.ndarray:
+    """(cos, sin) of W^(m j N / 4q) from the Q30 table, in the order the C FFT reads them: stages
+    q = 4, 16, .., N/8 (the first stage has only twiddle 1), offsets j = 1..q-1, m = 1..3;
+    int32, flat. sin(i) = cos(i - N/4)."""
+    n = len(cos_q30)
+    out, q = [], 4
+    while q < n // 2:
+        i = np.arange(1, q)[:, None] * np.arange(1, 4) * (n // (4 * q))  # [j, m]
+        out.append(np.stack([cos_q30[i], cos_q30[(i - n // 4) % n]], axis=-1).ravel())
+        q *= 4
+    return np.concatenate(out or [np.zeros(0)]).astype(np.int32)
+
+
+def split_twiddles(cos_q30: np.ndarray) -> np.ndarray:
+    """(cos, sin) of W^k for the split step's k = 1..N/4 - 1; int32, flat."""
+    n = len(cos_q30)
+    k = np.arange(1, n // 4)
+    return np.stack([cos_q30[k], cos_q30[(k - n // 4) % n]], axis=-1).ravel().astype(np.int32)
+
+
 def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
     """Write the front end for ``cfg`` into the package folder ``out_dir``.
 
     ``aed_frontend.h`` and ``aed_frontend.c`` are copied from ``csrc/``;
     ``aed_frontend_config.h`` (the ``AED_FE_*`` constants) and ``aed_frontend_tables.c`` (window,
-    twiddles, mel weights, log table) are generated.
+    twiddles in reading order, digit reversal, mel weights, log table) are generated.
 
     Returns
     -------
@@ -58,6 +78,10 @@ def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
         "cfg_hash": cfg.short_hash,
         "tables": tables,
         "n_mel_weights": len(tables.mel.weights),
+        "fft_twiddles": fft_twiddles(tables.cos),
+        "split_twiddles": split_twiddles(tables.cos),
+        # the first FFT stage reads the inputs of its butterfly r at digit_reverse[r], r < N/8
+        "digit_reverse": tables.digit_reverse[: cfg.fft_size // 8],
     }
     inputs = {"frontend_config": cfg.hash}
     return [

@@ -12,8 +12,11 @@
 
 /* Tables (aed_frontend_tables.c). */
 extern const int16_t aed_fe_window_q15[AED_FE_WINDOW_LENGTH];
-extern const int32_t aed_fe_cos_q30[AED_FE_FFT_SIZE];
-extern const uint16_t aed_fe_digit_reverse[AED_FE_FFT_SIZE / 2];
+/* Q30 twiddles (cos, sin) in the order the FFT stages after the first read them, and for the
+ * split step's bins 1 .. N/4 - 1; base-4 digit reversal of the first N/8 FFT inputs. */
+extern const int32_t aed_fe_fft_twiddles_q30[];
+extern const int32_t aed_fe_split_twiddles_q30[];
+extern const uint16_t aed_fe_digit_reverse[AED_FE_FFT_SIZE / 8];
 extern const int16_t aed_fe_mel_start[AED_FE_N_MELS];
 extern const int16_t aed_fe_mel_length[AED_FE_N_MELS];
 extern const int32_t aed_fe_mel_offset[AED_FE_N_MELS];

@@ -17,7 +17,6 @@
 #endif
 
 #define AED_FFT_HALF (AED_FE_FFT_SIZE / 2)
-#define AED_SIN_OFFSET (AED_FE_FFT_SIZE - AED_FE_FFT_SIZE / 4) /* sin(k) = cos(k - N/4) */
 #define AED_POWER_SHIFT 16
 #define AED_LOG_FRAC_BITS 16
 
@@ -82,9 +81,9 @@ static inline void aed_radix4(int32_t *z, size_t q, const int32_t *ar, const int
  * outer loop: the three twiddles W^(m j N/4q) of an offset are loaded once for all blocks, and
  * j = 0 (twiddle 1, exact) needs no rotation. Butterflies are independent integer operations, so
  * any order gives the same values. */
-static inline void aed_fft_stage(int32_t *z, const size_t q)
+static inline const int32_t *aed_fft_stage(int32_t *z, const size_t q, const int32_t *tw)
 {
-    const size_t span = 4 * q, step = AED_FE_FFT_SIZE / span;
+    const size_t span = 4 * q;
     /* The last stage reads its unrotated inputs back to 1x and so writes 1x, as the split step
      * wants them (two shifts per butterfly there instead of four per bin pair later). */
     const int in_shift = span == AED_FFT_HALF ? 2 : 0;
@@ -98,11 +97,11 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
         }
         aed_radix4(p, q, ar, ai, 1);
     }
-    for (j = 1; j < q; j++) {
+    for (j = 1; j < q; j++, tw += 6) {
         int32_t c[4], s[4], ns[4];
-        for (m = 1; m < 4; m++) { /* m j step < 3N/4: no wrap for c */
-            c[m] = aed_fe_cos_q30[m * j * step];
-            s[m] = aed_fe_cos_q30[(m * j * step + AED_SIN_OFFSET) % AED_FE_FFT_SIZE];
+        for (m = 1; m < 4; m++) { /* (cos, sin) of W^(m j N/4q), in reading order */
+            c[m] = tw[2 * m - 2];
+            s[m] = tw[2 * m - 1];
             ns[m] = -s[m];
         }
         for (i = j; i < AED_FFT_HALF; i += span) {
@@ -119,6 +118,7 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
             aed_radix4(p, q, ar, ai, scale);
         }
     }
+    return tw;
 }
 
 /* Radix-4 FFT stages after the first (aed_first_stage), in place, no scaling. N/2 = 4^k
@@ -126,27 +126,29 @@ static inline void aed_fft_stage(int32_t *z, const size_t q)
  * called with a constant q. */
 static void aed_fft(int32_t *z)
 {
+    const int32_t *tw = aed_fe_fft_twiddles_q30;
 #if AED_FFT_HALF > 16384
 #error "aed_fft: FFT sizes above 32768 need more stages here"
 #endif
 #if AED_FFT_HALF >= 16
-    aed_fft_stage(z, 4);
+    tw = aed_fft_stage(z, 4, tw);
 #endif
 #if AED_FFT_HALF >= 64
-    aed_fft_stage(z, 16);
+    tw = aed_fft_stage(z, 16, tw);
 #endif
 #if AED_FFT_HALF >= 256
-    aed_fft_stage(z, 64);
+    tw = aed_fft_stage(z, 64, tw);
 #endif
 #if AED_FFT_HALF >= 1024
-    aed_fft_stage(z, 256);
+    tw = aed_fft_stage(z, 256, tw);
 #endif
 #if AED_FFT_HALF >= 4096
-    aed_fft_stage(z, 1024);
+    tw = aed_fft_stage(z, 1024, tw);
 #endif
 #if AED_FFT_HALF >= 16384
-    aed_fft_stage(z, 4096);
+    tw = aed_fft_stage(z, 4096, tw);
 #endif
+    (void)tw;
 }
 
 /* max |x| over the frame: max(max x, -min x), both taken with 0. */
@@ -237,7 +239,6 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
     const int32_t peak = aed_peak(x);
     int32_t *z = fe->z;
     int shift = 0;
-    size_t k;
     while (shift < 15 && (peak << (shift + 1)) <= 32768) {
         shift++;
     }
@@ -262,15 +263,18 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
     }
     /* 0 < k < N/4: |cos|, |sin| < 2^30 (checked), so twiddles x2 and d x2 (|2 d| <= 4 S < 2^30)
      * fit int32, and the products are 4 X: rounded like the FFT's (aed_round_q32). */
-    for (k = 1; k < AED_FFT_HALF / 2; k++) {
-        const int32_t *a = &z[2 * k], *b = &z[2 * (AED_FFT_HALF - k)];
-        const int32_t c2 = 2 * aed_fe_cos_q30[k], s2 = 2 * aed_fe_cos_q30[k + AED_SIN_OFFSET];
-        const int32_t ar = a[0], ai = a[1], br = b[0], bi = b[1];
-        const int32_t dr2 = 2 * (ai + bi), di2 = 2 * (br - ar);
-        const int64_t x4 = (int64_t)c2 * dr2 + (int64_t)s2 * di2;
-        const int32_t rot_im = aed_round_q32((int64_t)c2 * di2 - (int64_t)s2 * dr2);
-        fe->power[k] = aed_power(ar + br + aed_round_q32(x4), ai - bi + rot_im);
-        fe->power[AED_FFT_HALF - k] = aed_power(br + ar + aed_round_q32(-x4), bi - ai + rot_im);
+    {
+        const int32_t *a = &z[2], *b = &z[2 * (AED_FFT_HALF - 1)], *cs = aed_fe_split_twiddles_q30;
+        uint32_t *pa = &fe->power[1], *pb = &fe->power[AED_FFT_HALF - 1];
+        for (; pa != pb; a += 2, b -= 2, cs += 2, pa++, pb--) { /* bins k = 1 .. N/4 - 1 */
+            const int32_t c2 = 2 * cs[0], s2 = 2 * cs[1];
+            const int32_t ar = a[0], ai = a[1], br = b[0], bi = b[1];
+            const int32_t dr2 = 2 * (ai + bi), di2 = 2 * (br - ar), neg_dr2 = -dr2;
+            const int64_t x4 = (int64_t)c2 * dr2 + (int64_t)s2 * di2;
+            const int32_t rot_im = aed_round_q32((int64_t)c2 * di2 + (int64_t)s2 * neg_dr2);
+            *pa = aed_power(ar + br + aed_round_q32(x4), ai - bi + rot_im);
+            *pb = aed_power(br + ar + aed_round_q32(-x4), bi - ai + rot_im);
+        }
     }
     return shift;
 }
