@@ -65,9 +65,11 @@ def test_c_equals_python(tmp_path, signals, name, mode):
             )
 
 
-def test_odd_window_length_equals_python(tmp_path, signals):
-    """The C front end's odd-window branch (last FFT input pair half empty)."""
-    cfg = FrontendConfig(window_length=401)
+@pytest.mark.parametrize("window_length", [401, 300])
+def test_other_window_lengths_equal_python(tmp_path, signals, window_length):
+    """The C front end's odd-window branch (last FFT input pair half empty) and a window that
+    leaves the first FFT stage's last quarter of inputs empty and the third partly empty."""
+    cfg = FrontendConfig(window_length=window_length)
     exe = build_frontend_cli(cfg, tmp_path, sanitize=True)
     names = list(signals)[:60]
     got = run_frontend_cli(exe, [signals[n] for n in names], cfg, "clip")

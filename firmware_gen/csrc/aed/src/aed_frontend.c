@@ -215,21 +215,40 @@ static inline void aed_input(const int16_t *x, size_t n, int32_t round, int rshi
  * at digit-reversed positions rev[r] .. rev[r] + 3 (r < N/8) combines the inputs r + m N/8,
  * m = 0..3, so they are computed from the samples right there instead of being written in
  * digit-reversed order and read back (and zeros past the window are never stored). */
+static inline void aed_first_butterfly(int32_t *z, const int16_t *x, size_t r, int32_t round,
+                                       int rshift, size_t n_inputs)
+{
+    int32_t ar[4] = {0, 0, 0, 0}, ai[4] = {0, 0, 0, 0};
+    size_t m;
+    for (m = 0; m < n_inputs; m++) {
+        aed_input(x, r + m * (AED_FFT_HALF / 4), round, rshift, &ar[m], &ai[m]);
+    }
+#if AED_FFT_HALF > 4
+    ar[0] *= 4; /* inputs are at 1x, the output x4 */
+    ai[0] *= 4;
+    aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 4);
+#else
+    aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 1); /* also the last stage: 1x */
+#endif
+}
+
+/* Butterflies r < live have window samples in their input 3 (n = r + 3N/8, samples 2n and
+ * 2n + 1 from 3N/4 + 2r on); for the others that input is zero, which the compiler can use. */
+#define AED_FIRST_LIVE_MAX ((AED_FE_WINDOW_LENGTH - 3 * AED_FFT_HALF / 2 + 1) / 2)
+#define AED_FIRST_LIVE                                                                           \
+    (AED_FE_WINDOW_LENGTH <= 3 * AED_FFT_HALF / 2 ? 0                                           \
+     : AED_FIRST_LIVE_MAX < AED_FFT_HALF / 4      ? AED_FIRST_LIVE_MAX                          \
+                                                  : AED_FFT_HALF / 4)
+
 static void aed_first_stage(int32_t *z, const int16_t *x, int32_t round, int rshift)
 {
-    size_t r, m;
-    for (r = 0; r < AED_FFT_HALF / 4; r++) {
-        int32_t ar[4], ai[4];
-        for (m = 0; m < 4; m++) {
-            aed_input(x, r + m * (AED_FFT_HALF / 4), round, rshift, &ar[m], &ai[m]);
-        }
-#if AED_FFT_HALF > 4
-        ar[0] *= 4; /* inputs are at 1x, the output x4 */
-        ai[0] *= 4;
-        aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 4);
-#else
-        aed_radix4(&z[2 * aed_fe_digit_reverse[r]], 1, ar, ai, 1); /* also the last stage: 1x */
-#endif
+    const size_t live = AED_FIRST_LIVE;
+    size_t r;
+    for (r = 0; r < live; r++) {
+        aed_first_butterfly(z, x, r, round, rshift, 4);
+    }
+    for (; r < AED_FFT_HALF / 4; r++) {
+        aed_first_butterfly(z, x, r, round, rshift, 3);
     }
 }
 
