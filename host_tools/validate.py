@@ -340,6 +340,7 @@ def _machine_clips(data, meta, kind: str, split: str, progress: bool) -> _Clips:
     from model_dev.anomaly.data import load_machines, machine_features
 
     spec = data if isinstance(data, DatasetSpec) else None
+    kind = spec.kind if spec is not None and kind == "auto" else kind
     if isinstance(data, Dataset) or kind not in ("auto", "dcase"):
         raise ValueError(
             f"{meta.machine_type} anomaly model: validation reads a machine dataset folder in "
