@@ -53,10 +53,12 @@ def fft_twiddles(cos_q30: np.ndarray) -> np.ndarray:
 
 
 def split_twiddles(cos_q30: np.ndarray) -> np.ndarray:
-    """(cos, sin) of W^k for the split step's k = 1..N/4 - 1; int32, flat."""
+    """2 (cos, sin) of W^k for the split step's k = 1..N/4 - 1 (doubled: below 2^31 there, see
+    check_split_symmetry); int32, flat."""
     n = len(cos_q30)
     k = np.arange(1, n // 4)
-    return np.stack([cos_q30[k], cos_q30[(k - n // 4) % n]], axis=-1).ravel().astype(np.int32)
+    pairs = np.stack([cos_q30[k], cos_q30[(k - n // 4) % n]], axis=-1).astype(np.int64)
+    return (2 * pairs).ravel().astype(np.int32)
 
 
 def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
@@ -82,6 +84,8 @@ def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
         "split_twiddles": split_twiddles(tables.cos),
         # the first FFT stage reads the inputs of its butterfly r at digit_reverse[r], r < N/8
         "digit_reverse": tables.digit_reverse[: cfg.fft_size // 8],
+        # round(log2_steps lut / 2^16), the Q16 table's share of the rounded log (<= log2_steps)
+        "log_frac": (cfg.log2_steps * tables.log2.astype(np.int64) + 2**15) >> 16,
     }
     inputs = {"frontend_config": cfg.hash}
     return [

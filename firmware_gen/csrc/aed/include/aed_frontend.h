@@ -12,8 +12,8 @@
 
 /* Tables (aed_frontend_tables.c). */
 extern const int16_t aed_fe_window_q15[AED_FE_WINDOW_LENGTH];
-/* Q30 twiddles (cos, sin) in the order the FFT stages after the first read them, and for the
- * split step's bins 1 .. N/4 - 1; base-4 digit reversal of the first N/8 FFT inputs. */
+/* Q30 twiddles (cos, sin) in the order the FFT stages after the first read them, and doubled for
+ * the split step's bins 1 .. N/4 - 1; base-4 digit reversal of the first N/8 FFT inputs. */
 extern const int32_t aed_fe_fft_twiddles_q30[];
 extern const int32_t aed_fe_split_twiddles_q30[];
 extern const uint16_t aed_fe_digit_reverse[AED_FE_FFT_SIZE / 8];
@@ -21,7 +21,9 @@ extern const int16_t aed_fe_mel_start[AED_FE_N_MELS];
 extern const int16_t aed_fe_mel_length[AED_FE_N_MELS];
 extern const int32_t aed_fe_mel_offset[AED_FE_N_MELS];
 extern const int16_t aed_fe_mel_weights[AED_FE_N_MEL_WEIGHTS];
-extern const uint16_t aed_fe_log2_q16[256];
+/* round(log2_steps * log2(1 + (i + 1/2) / 256)), i.e. the reference's Q16 log table times
+ * log2_steps, rounded from Q16 */
+extern const uint8_t aed_fe_log_frac[256];
 
 /* State of one front end: the sample history for streaming plus FFT scratch (about 4 KB).
  * Not shared between threads; use one per audio stream. */

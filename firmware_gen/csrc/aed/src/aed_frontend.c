@@ -18,7 +18,6 @@
 
 #define AED_FFT_HALF (AED_FE_FFT_SIZE / 2)
 #define AED_POWER_SHIFT 16
-#define AED_LOG_FRAC_BITS 16
 
 /* Value bounds behind the integer widths below. S = sum(window) < 2^28 (model_dev/frontend.py
  * refuses longer windows; 2^22.7 by default). |v| <= w (|x << s| <= 32768), so every FFT value, a
@@ -155,22 +154,20 @@ static void aed_fft(int32_t *z)
 static int32_t aed_peak(const int16_t *x)
 {
 #if AED_FE_DSP
-    /* Four samples per step, two per word: SSUB16 sets a GE flag per half where the first
+    /* Eight samples per step, two per word: SSUB16 sets a GE flag per half where the first
      * operand is >= the second, SEL takes those halves from its first operand. */
-    const size_t simd_end = AED_FE_WINDOW_LENGTH / 4 * 4;
+    const size_t simd_end = AED_FE_WINDOW_LENGTH / 8 * 8;
     uint32_t hi2 = 0, lo2 = 0;
     int32_t hi, lo;
-    size_t n;
-    for (n = 0; n < simd_end; n += 4) {
-        const uint32_t a = aed_load_pair(&x[n]), b = aed_load_pair(&x[n + 2]);
-        (void)__ssub16(a, hi2);
-        hi2 = __sel(a, hi2);
-        (void)__ssub16(lo2, a);
-        lo2 = __sel(a, lo2);
-        (void)__ssub16(b, hi2);
-        hi2 = __sel(b, hi2);
-        (void)__ssub16(lo2, b);
-        lo2 = __sel(b, lo2);
+    size_t n, k;
+    for (n = 0; n < simd_end; n += 8) {
+        for (k = 0; k < 8; k += 2) {
+            const uint32_t v = aed_load_pair(&x[n + k]);
+            (void)__ssub16(v, hi2);
+            hi2 = __sel(v, hi2);
+            (void)__ssub16(lo2, v);
+            lo2 = __sel(v, lo2);
+        }
     }
     hi = (int16_t)hi2 > (int16_t)(hi2 >> 16) ? (int16_t)hi2 : (int16_t)(hi2 >> 16);
     lo = (int16_t)lo2 < (int16_t)(lo2 >> 16) ? (int16_t)lo2 : (int16_t)(lo2 >> 16);
@@ -280,13 +277,13 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
         fe->power[AED_FFT_HALF] = aed_power(2 * (r0 - i0), 0);
         fe->power[AED_FFT_HALF / 2] = aed_power(2 * r1, -2 * i1);
     }
-    /* 0 < k < N/4: |cos|, |sin| < 2^30 (checked), so twiddles x2 and d x2 (|2 d| <= 4 S < 2^30)
-     * fit int32, and the products are 4 X: rounded like the FFT's (aed_round_q32). */
+    /* 0 < k < N/4: |cos|, |sin| < 2^30 (checked), so the twiddles are stored x2; with d x2
+     * (|2 d| <= 4 S < 2^30) the products are 4 X, rounded like the FFT's (aed_round_q32). */
     {
         const int32_t *a = &z[2], *b = &z[2 * (AED_FFT_HALF - 1)], *cs = aed_fe_split_twiddles_q30;
         uint32_t *pa = &fe->power[1], *pb = &fe->power[AED_FFT_HALF - 1];
         for (; pa != pb; a += 2, b -= 2, cs += 2, pa++, pb--) { /* bins k = 1 .. N/4 - 1 */
-            const int32_t c2 = 2 * cs[0], s2 = 2 * cs[1];
+            const int32_t c2 = cs[0], s2 = cs[1]; /* stored doubled */
             const int32_t ar = a[0], ai = a[1], br = b[0], bi = b[1];
             const int32_t dr2 = 2 * (ai + bi), di2 = 2 * (br - ar), neg_dr2 = -dr2;
             const int64_t x4 = (int64_t)c2 * dr2 + (int64_t)s2 * di2;
@@ -315,11 +312,11 @@ static inline int aed_msb32(uint32_t x)
 /* q = round(log2_steps * (log2 E - 2 s)) - log_offset, clamped to int8; E == 0 gives -128, with
  * base = -(2 s log2_steps + log_offset). log2 E = msb + lut[the 8 bits below the top bit] / 2^16;
  * t holds E's top 32 bits (its top bit at bit 31), so those 8 bits are t's bits 30..23.
- * round(steps (msb 2^16 + lut) / 2^16) = steps msb + round(steps lut / 2^16) exactly. */
+ * round(steps (msb 2^16 + lut) / 2^16) = steps msb + round(steps lut / 2^16) exactly; the
+ * second term is the table aed_fe_log_frac. */
 static inline int8_t aed_log_compress(uint64_t e, int32_t base)
 {
     const uint32_t hi = (uint32_t)(e >> 32), lo = (uint32_t)e;
-    const int32_t half = 1 << (AED_LOG_FRAC_BITS - 1);
     uint32_t t;
     int32_t msb, q;
     if (hi != 0) {
@@ -332,9 +329,7 @@ static inline int8_t aed_log_compress(uint64_t e, int32_t base)
     } else {
         return -128;
     }
-    q = AED_FE_LOG2_STEPS * msb + base +
-        ((AED_FE_LOG2_STEPS * (int32_t)aed_fe_log2_q16[(t >> 23) & 255u] + half) >>
-         AED_LOG_FRAC_BITS);
+    q = AED_FE_LOG2_STEPS * msb + base + aed_fe_log_frac[(t >> 23) & 255u];
 #if AED_FE_DSP
     return (int8_t)__ssat(q, 8);
 #else
@@ -370,15 +365,20 @@ void aed_frontend_frame(aed_frontend_t *fe, const int16_t *samples, int8_t *out)
 size_t aed_frontend_feed(aed_frontend_t *fe, const int16_t *samples, size_t n, int8_t *out,
                          int *ready)
 {
-    size_t take = AED_FE_WINDOW_LENGTH - fe->fill;
+    size_t take = AED_FE_WINDOW_LENGTH - fe->fill, i;
     take = n < take ? n : take;
     memcpy(&fe->history[fe->fill], samples, take * sizeof samples[0]);
     fe->fill += take;
     *ready = fe->fill == AED_FE_WINDOW_LENGTH;
     if (*ready) {
         aed_frontend_frame(fe, fe->history, out);
-        memmove(fe->history, &fe->history[AED_FE_HOP_LENGTH],
-                (AED_FE_WINDOW_LENGTH - AED_FE_HOP_LENGTH) * sizeof fe->history[0]);
+        /* keep the last window - hop samples: moved forward by a hop in chunks of at most a hop,
+         * which do not overlap, so memcpy (faster than memmove on newlib) may copy them */
+        for (i = 0; i < AED_FE_WINDOW_LENGTH - AED_FE_HOP_LENGTH; i += AED_FE_HOP_LENGTH) {
+            const size_t left = AED_FE_WINDOW_LENGTH - AED_FE_HOP_LENGTH - i;
+            memcpy(&fe->history[i], &fe->history[i + AED_FE_HOP_LENGTH],
+                   (left < AED_FE_HOP_LENGTH ? left : AED_FE_HOP_LENGTH) * sizeof fe->history[0]);
+        }
         fe->fill = AED_FE_WINDOW_LENGTH - AED_FE_HOP_LENGTH;
     }
     return take;
