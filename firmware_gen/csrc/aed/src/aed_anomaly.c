@@ -8,7 +8,8 @@
 
 /* TFLite MultiplyByQuantizedMultiplier (gemmlowp SaturatingRoundingDoublingHighMul, then
  * RoundingDivideByPOT), the engine's arithmetic: aed_model.c keeps its copy static inline in
- * generated code (and TFLM users have none), so the anomaly score carries these three lines. */
+ * generated code (and TFLM users have none), so the anomaly score carries these three
+ * functions. */
 static int32_t srdhm(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) {
