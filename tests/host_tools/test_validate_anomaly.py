@@ -194,3 +194,20 @@ def test_id_classifier_scores_each_clip_against_its_own_machine_id(
         o[1].tolist() for o in clip_outputs(tflite, meta, feats, own=[(k + 1) % 3 for k in own])
     ]
     assert mine == [c["device_scores"] for c in clips[-3:]] and mine != other
+
+
+def test_anomaly_records_survive_a_corrupting_link(package, host_device, tiny_corpus, tmp_path):  # noqa: F811
+    """Damaged frames are retransmitted, replayed answers are not re-executed: every u32 window
+    score and (sum, windows) still byte-identical (smaller frames: one feature row each)."""
+    import serial
+
+    from host_tools.link import FaultyLink
+
+    model, _, _ = package
+    link = FaultyLink(serial.serial_for_url(host_device.url, timeout=0.01), corrupt=0.002, seed=3)
+    r = validate(
+        link, model, tiny_corpus, limit=3, out=tmp_path, progress=False,
+        max_payload=256, timeout=0.3, retries=60,
+    )  # fmt: skip
+    assert r["passed"] and r["n_matched"] == 3, (r["stopped"], r["mismatches"])
+    assert link.injected["corrupt"] > 100 and r["link"]["retransmissions"] > 20
