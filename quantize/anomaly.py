@@ -40,6 +40,8 @@ from model_dev.frontend import FrontendConfig
 from quantize.anomaly_scores import (  # noqa: F401 (the dense AE's, importable from here)
     SCORES,
     integer_window_scores,
+    made_threshold,
+    made_threshold_q,
     method_threshold_q,
     requantize,
     scales_of,
@@ -85,6 +87,15 @@ DEPLOY = {
         "nats; own ID = index into machine_ids (build-time or protocol)" + _CLIP,
     ),
 }
+DEPLOY["group_made"] = Deploy(
+    frozenset({"RESHAPE", "FULLY_CONNECTED"}),
+    "window: Gaussian negative log-likelihood of the 5 x n_mels int8 inputs x in 2^-8 nats, "
+    "from the int8 means (first half of the output, requantised to the input scale/zero point) "
+    "and log-scales times log_scale_gain (second half) via tables: sum of "
+    "((x - mu_rq)^2 E[q] + 2^(K-1)) >> K plus L[q], E[q] = round(2^(K+8) s_in^2/2 exp(-2 l(q))), "
+    "L[q] = round(2^8 (l(q) - l(-128))), l(q) = s_out (q - zp_out) / log_scale_gain, "
+    "saturated at 2^32 - 1" + _CLIP,
+)
 DEPLOY["dense_ae_small"] = DEPLOY["dense_ae"]
 #: Anomaly methods this module converts.
 QUANTIZABLE = tuple(DEPLOY)
@@ -176,26 +187,34 @@ def _auc_pauc(scores: np.ndarray, labels: np.ndarray, ids, mtype: str) -> dict:
 
 def _mirror(method: str, model, rep: np.ndarray):
     """The Keras mirror of a detector's network, its drift against torch (on the last
-    ``DRIFT_WINDOWS`` of ``rep``), the expected output shape and the number of values its
-    squared-error score compares."""
+    ``DRIFT_WINDOWS`` of ``rep``), the expected output shape, the number of values its
+    squared-error score compares and extra metadata (Group MADE: ``log_scale_gain``)."""
     from quantize.convert import DRIFT_WINDOWS
     from quantize.keras_mirror import (
         build_keras,
         build_keras_anomaly,
+        build_keras_made,
         check_anomaly_drift,
         check_drift,
+        check_made_drift,
+        made_gain,
     )
 
     probe, spec = rep[-DRIFT_WINDOWS:], model.spec
     if method == "id_classifier":
         keras_model = build_keras(spec, model.net, logits=True)
-        return keras_model, check_drift(keras_model, model.net, probe), (1, spec.n_classes), 0
+        return keras_model, check_drift(keras_model, model.net, probe), (1, spec.n_classes), 0, {}
+    if method == "group_made":  # both output halves share one int8 scale
+        gain = made_gain(model, rep)
+        keras_model = build_keras_made(model, gain)
+        drift = check_made_drift(keras_model, model, probe, gain)
+        return keras_model, drift, (1, 2 * spec.n_in), spec.n_in, {"log_scale_gain": gain}
     keras_model = build_keras_anomaly(spec, model)
     drift = check_anomaly_drift(keras_model, model, probe)
     if method == "causal_conv":
         rows = spec.window_frames - spec.context + 1
-        return keras_model, drift, (1, rows, spec.n_mels), (rows - 1) * spec.n_mels
-    return keras_model, drift, (1, spec.n_in), spec.n_in
+        return keras_model, drift, (1, rows, spec.n_mels), (rows - 1) * spec.n_mels, {}
+    return keras_model, drift, (1, spec.n_in), spec.n_in, {}
 
 
 def quantize_detector(
@@ -255,7 +274,7 @@ def quantize_detector(
     rng = np.random.default_rng(seed)
     cal = cal[np.sort(rng.choice(len(cal), min(calibration_windows, len(cal)), replace=False))]
     rep = dequantize(representative_set(cal), cfg)
-    keras_model, drift, want_out, n_compared = _mirror(method, model, rep)
+    keras_model, drift, want_out, n_compared, extra = _mirror(method, model, rep)
     tflite = keras_to_tflite(keras_model, rep)
     source = f"converted {method} ({mtype})"
     info = check_graph(tflite, source)
@@ -269,19 +288,27 @@ def quantize_detector(
     if not set(info.ops) <= DEPLOY[method].ops:
         raise GraphError(f"{source}: ops {sorted(set(info.ops))}, expected {DEPLOY[method].ops}")
 
-    threshold = float(record["threshold"]["value"])
+    threshold = float(record["threshold"]["value"])  # the host detector's units
+    device_threshold = threshold
+    if method == "group_made":
+        log_scale_sum = float(model.scale.double().log().sum())
+        device_threshold = made_threshold(threshold, spec.n_in, log_scale_sum)
     definition = DEPLOY[method].score_definition.format(frames=layout.frames, hop=layout.hop)
+    arena = arena_size(tflite)
     md = ModelMetadata.for_graph(
-        info, cfg, ("anomalous",), (threshold,), layout.frames, layout.hop, arena_size(tflite),
-        spec.name, checkpoint_sha256=checkpoint_sha256,
+        info, cfg, ("anomalous",), (device_threshold,), layout.frames, layout.hop, arena, spec.name,
+        checkpoint_sha256=checkpoint_sha256,
         state_dict_sha256=record.get("state_dict_sha256", ""),
         threshold_source=f"checkpoint ({record['threshold'].get('method')} fit on "
         f"{record['threshold'].get('n_clips')} held-out normal clips)",
         task="anomaly", score=SCORES[method], method=method, machine_type=mtype,
         score_definition=definition,
-        machine_ids=tuple(record["ids"]) if method == "id_classifier" else (),
+        machine_ids=tuple(record["ids"]) if method == "id_classifier" else (), **extra,
     )  # fmt: skip
-    thr_q = method_threshold_q(method, threshold, n_compared, info.input_scale)
+    if method == "group_made":
+        thr_q = made_threshold_q(device_threshold, n_compared, info, extra["log_scale_gain"])
+    else:
+        thr_q = method_threshold_q(method, threshold, n_compared, info.input_scale)
     md = dataclasses.replace(md, thresholds_q=(thr_q,), aggregation="mean")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_bytes(embed_metadata(tflite, md)))

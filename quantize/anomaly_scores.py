@@ -33,6 +33,21 @@ the mean over the clip's windows (kept exact as sum and count), anomalous when i
   the shift of ``m`` ``2^-24`` nats = 0.004. Total ``<= 2.29 + n/512 < 2.8`` for n <= 255:
   :data:`ID_NLL_ERROR_Q16` = 3 (tested).
 
+* **Group MADE** (``gaussian_nll_q8``): the model outputs the means ``mu`` (first ``n``
+  values, in input units) and the log-scales times a gain ``c`` (the metadata's
+  ``log_scale_gain``) of the ``n = 640`` inputs, one int8 tensor. With ``d = x - mu_rq`` (the
+  means requantised to the input scale) and ``q`` the int8 log-scale output of the same input,
+  in units of ``2^-8`` nats::
+
+      E[q] = round(2^K 2^8 (s_in^2 / 2) exp(-2 l(q))),  L[q] = round(2^8 (l(q) - l(-128)))
+      score = min(sum_i ((d_i^2 E[q_i] + 2^(K-1)) >> K) + sum_i L[q_i], 2^32 - 1)
+
+  with ``l(q) = s_out (q - zp_out) / c`` and ``K`` (<= 24) the largest shift keeping ``E`` in
+  uint32. In float: the Gaussian negative log-likelihood of the window in input units, summed
+  over its values, less ``n l(-128)`` (keeps it non-negative) and ``n/2 log(2 pi)``. Its float
+  threshold (metadata ``thresholds``) is in those units (the host detector's mean over
+  standardised values, converted by :func:`made_threshold`).
+
 Thresholds: float decision ``clip score > t``; integer ``clip score >= floor(t c) + 1`` with
 ``c`` the score units per float unit (``n / s_in^2`` for the squared errors, ``2^16`` for the
 ID classifier), exact for integer means.
@@ -52,6 +67,7 @@ SCORES = {
     "dense_ae_small": "reconstruction_sse",
     "causal_conv": "prediction_sse",
     "id_classifier": "id_nll_q16",
+    "group_made": "gaussian_nll_q8",
 }
 #: Fraction bits of the ID classifier's score (units of 2^-ID_Q nats) and of its exp table.
 ID_Q, EXP_Q = 16, 24
@@ -196,6 +212,8 @@ def window_scores(meta, windows_q: np.ndarray, outputs_q: np.ndarray, own=None) 
         return id_window_scores(
             outputs_q, DEFAULT_MACHINE_ID if own is None else own, meta.output_scale
         )
+    if method == "group_made":
+        return made_window_scores(windows_q, outputs_q, scales_of(meta), meta.log_scale_gain)
     raise ValueError(f"no integer score for anomaly method {method!r} (known: {list(SCORES)})")
 
 
@@ -204,6 +222,8 @@ def method_threshold_q(method: str, threshold: float, n_compared: int, input_sca
     the integer clip mean is >= it."""
     if method == "id_classifier":
         return math.floor(threshold * 2**ID_Q) + 1
+    if method == "group_made":
+        raise ValueError("group_made: use made_threshold_q (needs the log-scales' range)")
     return threshold_q(threshold, n_compared, input_scale)
 
 
@@ -224,6 +244,13 @@ def check_outputs(meta, output_shape: tuple[int, ...]) -> str | None:
             )
         if not meta.machine_ids:
             return "machine_ids: empty; the ID classifier's score needs the IDs in class order"
+    elif meta.method == "group_made":
+        if n_out != 2 * frames * n_mels or not meta.log_scale_gain > 0:
+            return (
+                f"score {meta.score!r}: {n_out} outputs, expected means and log-scales of the "
+                f"{frames} x {n_mels} inputs ({2 * frames * n_mels}), log_scale_gain "
+                f"{meta.log_scale_gain!r} (> 0)"
+            )
     elif meta.method == "causal_conv":
         if n_out % n_mels or not 2 <= n_out // n_mels <= frames:
             return (
@@ -252,6 +279,9 @@ def thresholds_q_of(meta, info) -> tuple[int, ...]:
     """``meta.thresholds`` in the method's integer score units for the graph ``info``
     (:class:`~quantize.convert.GraphInfo`)."""
     n = compared_values(meta, info.output_shape)
+    if meta.method == "group_made":
+        n_in = meta.window_frames * meta.frontend.n_mels
+        return tuple(made_threshold_q(t, n_in, info, meta.log_scale_gain) for t in meta.thresholds)
     return tuple(method_threshold_q(meta.method, t, n, info.input_scale) for t in meta.thresholds)
 
 
@@ -271,4 +301,70 @@ def device_defines(meta, output_shape: tuple[int, ...]) -> dict[str, int | list[
             "AED_ANOMALY_LN_Q16": LN_TABLE.tolist(),
             "AED_ANOMALY_LN2_Q16": LN2_Q16,
         }
+    if meta.method == "group_made":
+        table_e, table_l, k = made_tables(
+            meta.input_scale, meta.output_scale, meta.output_zero_point, meta.log_scale_gain
+        )
+        return {
+            "AED_ANOMALY_MADE_E": table_e.tolist(),
+            "AED_ANOMALY_MADE_L": table_l.tolist(),
+            "AED_ANOMALY_MADE_SHIFT": k,
+        }
     return {}
+
+
+# --------------------------------------------------------------------------------------------
+# Group MADE: Gaussian negative log-likelihood from tables
+# --------------------------------------------------------------------------------------------
+#: Fraction bits of Group MADE's score (units of 2^-MADE_Q nats).
+MADE_Q = 8
+
+
+def made_log_scales(output_scale: float, output_zero_point: int, gain: float) -> np.ndarray:
+    """``l(q)`` for q = -128..127 (float64): the log-scale an int8 output value stands for."""
+    q = np.arange(-128, 128, dtype=np.float64)
+    return float(np.float64(output_scale)) * (q - output_zero_point) / float(gain)
+
+
+def made_tables(
+    input_scale: float, output_scale: float, output_zero_point: int, gain: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(E, L, K)`` of the module docstring (int64 ``[256]`` each, values < 2^32)."""
+    ls = made_log_scales(output_scale, output_zero_point, gain)
+    e = 2.0**MADE_Q * 0.5 * float(np.float64(input_scale)) ** 2 * np.exp(-2 * ls)
+    k = 24
+    while k > 0 and round(float(e.max()) * 2.0**k) >= 2**32:
+        k -= 1
+    if round(float(e.max()) * 2.0**k) >= 2**32:
+        raise ValueError(f"log-scales down to {ls.min():.3g}: the NLL table overflows uint32")
+    table_e = np.array([round(v) for v in e * 2.0**k], np.int64)
+    table_l = np.array([round(v) for v in 2.0**MADE_Q * (ls - ls[0])], np.int64)
+    return table_e, table_l, k
+
+
+def made_window_scores(
+    windows_q: np.ndarray, outputs_q: np.ndarray, scales: tuple[float, int, float, int], gain
+) -> np.ndarray:
+    """Group MADE's integer window scores (int64 ``[N]``, module docstring)."""
+    x = np.asarray(windows_q, np.int64).reshape(len(windows_q), -1)
+    n = x.shape[1]
+    out = np.asarray(outputs_q, np.int64).reshape(len(x), 2 * n)
+    table_e, table_l, k = made_tables(scales[0], scales[2], scales[3], gain)
+    d = x - requantize(out[:, :n], scales)
+    q = out[:, n:] + 128
+    terms = (d * d * table_e[q] + (1 << k >> 1)) >> k
+    return np.minimum(terms.sum(axis=1) + table_l[q].sum(axis=1), 2**32 - 1)
+
+
+def made_threshold(host_threshold: float, n_in: int, log_scale_sum: float) -> float:
+    """The host detector's threshold (mean over the standardised values of the Gaussian NLL,
+    with ``1/2 log(2 pi)``) in the device's float units (the NLL summed over input values, in
+    input units, without the constant): ``n (t - 1/2 log 2 pi) + sum log scale``."""
+    return n_in * (host_threshold - 0.5 * math.log(2 * math.pi)) + log_scale_sum
+
+
+def made_threshold_q(threshold: float, n_in: int, meta_or_info, gain: float) -> int:
+    """A device-unit float threshold (:func:`made_threshold`) in integer score units:
+    ``floor(2^8 (t - n l(-128))) + 1``."""
+    ls_min = made_log_scales(meta_or_info.output_scale, meta_or_info.output_zero_point, gain)[0]
+    return math.floor(2.0**MADE_Q * (threshold - n_in * ls_min)) + 1

@@ -244,3 +244,85 @@ def check_anomaly_drift(keras_model, torch_model, x: np.ndarray) -> float:
     if not diff <= DRIFT_TOLERANCE * scale:
         raise DriftError(f"Keras mirror of {keras_model.name!r} drifts from torch: {diff:.3g}")
     return diff
+
+
+# --------------------------------------------------------------------------------------------
+# Group MADE for the device: standardisation folded in, outputs in input units
+# --------------------------------------------------------------------------------------------
+def made_device_outputs(model, x: np.ndarray, gain: float) -> np.ndarray:
+    """What the device's Group MADE computes, from the torch model (float64): for windows
+    ``x`` ``[N, frames, n_mels]`` (dequantised features) the means in input units
+    ``mu_z * scale + shift`` and the log-scales in input units times ``gain``,
+    ``gain * (log_s_z + log scale)``, side by side ``[N, 2 n_in]``. The host model's clamp of
+    the log-scales to [-5, 5] is left out (per-dimension bounds in input units: no op expresses
+    them; the int8 output's range takes its place)."""
+    shift, scale = model.shift.double(), model.scale.double()
+    model.eval()
+    with torch.no_grad():
+        z = (torch.from_numpy(np.asarray(x, np.float64)).flatten(1) - shift) / scale
+        mu, log_s = model.head.double()(model.body.double()(z)).chunk(2, dim=1)
+        model.float()
+    out = torch.cat([mu * scale + shift, gain * (log_s + torch.log(scale))], dim=1)
+    return out.numpy()
+
+
+def made_gain(model, x: np.ndarray) -> float:
+    """The log-scale gain that makes both halves of the head's output span the same range on
+    windows ``x`` (they share one int8 scale): range of the means / range of the log-scales."""
+    out = made_device_outputs(model, x, 1.0)
+    n = model.spec.n_in
+    return float(np.ptp(out[:, :n]) / max(float(np.ptp(out[:, n:])), 1e-6))
+
+
+def _made_weights(model, gain: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Keras (weight, bias) of each masked layer of a GroupMADE: masks applied, the input
+    standardisation folded into the first layer, the head's outputs moved to input units (and
+    the log-scales multiplied by ``gain``), as :func:`made_device_outputs` defines them."""
+    from model_dev.anomaly.nets import _MaskedLinear
+
+    shift, scale, n = model.shift.double(), model.scale.double(), model.spec.n_in
+    linears = [m for m in model.body if isinstance(m, _MaskedLinear)] + [model.head]
+    out = []
+    for i, lin in enumerate(linears):
+        w = (lin.weight * lin.mask).detach().double()  # [out, in]
+        b = lin.bias.detach().double()
+        if i == 0:  # z = (x - shift) / scale
+            b = b - w @ (shift / scale)
+            w = w / scale[None, :]
+        if lin is model.head:
+            w = torch.cat([w[:n] * scale[:, None], gain * w[n:]])
+            b = torch.cat([b[:n] * scale + shift, gain * (b[n:] + torch.log(scale))])
+        out.append((w.T.numpy().astype(np.float32), b.numpy().astype(np.float32)))
+    return out
+
+
+def build_keras_made(model, gain: float):
+    """Keras mirror of a trained ``GroupMADE`` for the device: input ``[1, frames, n_mels, 1]``,
+    RESHAPE, FULLY_CONNECTED + ReLU per hidden layer (masked weights are zeros), a linear
+    FULLY_CONNECTED head ``[1, 2 n_in]`` computing :func:`made_device_outputs`."""
+    import keras
+
+    spec = model.spec
+    inp = keras.Input((spec.frames, spec.n_mels, 1), batch_size=1, name="features")
+    x = keras.layers.Reshape((spec.n_in,))(inp)
+    layers_ = [keras.layers.Dense(h, activation="relu") for h in spec.hidden]
+    layers_.append(keras.layers.Dense(2 * spec.n_in))
+    for layer in layers_:
+        x = layer(x)
+    keras_model = keras.Model(inp, x, name=spec.name)
+    for layer, (w, b) in zip(layers_, _made_weights(model, gain), strict=True):
+        layer.set_weights([w, b])
+    return keras_model
+
+
+def check_made_drift(keras_model, model, x: np.ndarray, gain: float) -> float:
+    """Largest |Keras - :func:`made_device_outputs`| over windows ``x``; :class:`DriftError`
+    above :data:`DRIFT_TOLERANCE` relative to ``max(1, max |output|)``."""
+    x = np.asarray(x, dtype=np.float32)
+    ref = made_device_outputs(model, x, gain)
+    got = np.concatenate([keras_model(x[i : i + 1, ..., None]).numpy() for i in range(len(x))])
+    diff = float(np.max(np.abs(got - ref)))
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    if not diff <= DRIFT_TOLERANCE * scale:
+        raise DriftError(f"Keras mirror of {keras_model.name!r} drifts from torch: {diff:.3g}")
+    return diff

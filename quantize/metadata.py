@@ -39,7 +39,7 @@ METADATA_FORMAT = 1
 #: device) and ``mean`` (anomaly, :mod:`quantize.anomaly`; no device post-processing yet).
 AGGREGATIONS = {"tagging": "max", "anomaly": "mean"}
 #: Anomaly-only fields, left out of a tagging model's JSON (its file stays byte-identical).
-ANOMALY_FIELDS = ("method", "machine_type", "score_definition", "machine_ids")
+ANOMALY_FIELDS = ("method", "machine_type", "score_definition", "machine_ids", "log_scale_gain")
 BUFFER_ALIGNMENT = 16
 
 
@@ -95,6 +95,8 @@ class ModelMetadata:
     machine_ids : tuple of str
         ID classifier only: the machine IDs in class order (the own-ID index the device is
         given points into it); ``()`` otherwise.
+    log_scale_gain : float
+        Group MADE only: the gain its output's log-scale half carries (``0.0`` otherwise).
     """
 
     frontend: FrontendConfig
@@ -121,6 +123,7 @@ class ModelMetadata:
     machine_type: str = ""
     score_definition: str = ""
     machine_ids: tuple[str, ...] = ()
+    log_scale_gain: float = 0.0
 
     @classmethod
     def for_graph(
@@ -146,7 +149,7 @@ class ModelMetadata:
         **extra
             ``checkpoint_sha256`` (default 64 zeros: no checkpoint), ``state_dict_sha256``,
             ``threshold_source``, ``task``, ``score``, ``method``, ``machine_type``,
-            ``score_definition``, ``machine_ids``.
+            ``score_definition``, ``machine_ids``, ``log_scale_gain``.
         """
         thresholds = tuple(float(t) for t in thresholds)
         return cls(
@@ -195,6 +198,7 @@ class ModelMetadata:
             d["frontend"] = FrontendConfig.from_dict(d["frontend"], "frontend")
             d["labels"] = tuple(str(s) for s in d["labels"])
             d["machine_ids"] = tuple(str(s) for s in d.get("machine_ids", ()))
+            d["log_scale_gain"] = float(d.get("log_scale_gain", 0.0))
             d["thresholds"] = tuple(float(t) for t in d["thresholds"])
             d["thresholds_q"] = tuple(int(t) for t in d["thresholds_q"])
             meta = cls(**d)

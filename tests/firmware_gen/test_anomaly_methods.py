@@ -28,7 +28,8 @@ from tests.model_dev.anomaly.test_keras_mirror import _random_bn
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
-METHODS = ("dense_ae_small", "causal_conv", "id_classifier")
+METHODS = ("dense_ae_small", "causal_conv", "id_classifier", "group_made")
+DEVICE_METHODS = METHODS[1:]  # the scores of aed_anomaly_methods.c
 N_IDS = 3  # machine IDs of the ID classifier: 4 * 3 classes with the pseudo-instances
 
 
@@ -39,18 +40,31 @@ def machine_windows(tiny_prepared) -> np.ndarray:  # noqa: F811
     return np.concatenate([clip_windows(fs.clip(j), 36, 36) for j in range(0, len(fs.clip_ids), 5)])
 
 
-def _network(method: str):
-    """(torch network, Keras mirror) with random weights."""
-    from quantize.keras_mirror import build_keras, build_keras_anomaly, random_student
+def _network(method: str, rep: np.ndarray):
+    """(Keras mirror, extra metadata) of a network with random weights; ``rep``: dequantised
+    calibration windows (Group MADE's input standardisation and log-scale gain)."""
+    from quantize.keras_mirror import (
+        build_keras,
+        build_keras_anomaly,
+        build_keras_made,
+        made_gain,
+        random_student,
+    )
 
     torch.manual_seed(0)
     if method == "id_classifier":
         net = random_student(specs.id_classifier_spec(4 * N_IDS), seed=1)
-        return net, build_keras(net.spec, net, logits=True)
+        ids = ("id_00", "id_02", "id_04")
+        return build_keras(net.spec, net, logits=True), {"machine_ids": ids}
+    if method == "group_made":
+        net = nets.GroupMADE(specs.MADE).eval()
+        net.set_normaliser(torch.from_numpy(rep.reshape(len(rep), -1)))
+        gain = made_gain(net, rep)
+        return build_keras_made(net, gain), {"log_scale_gain": gain}
     model = {"dense_ae_small": nets.DenseAE, "causal_conv": nets.CausalConvPredictor}[method]
     spec = specs.DENSE_AE_SMALL if method == "dense_ae_small" else specs.PREDICTOR
     net = _random_bn(model(spec), 1)
-    return net, build_keras_anomaly(spec, net)
+    return build_keras_anomaly(spec, net), {}
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +80,15 @@ def converted(machine_windows, tmp_path_factory):
 
     def get(method: str):
         if method not in cache:
-            _, keras_model = _network(method)
-            frames = 5 if method == "dense_ae_small" else 32
-            cal = representative_set(machine_windows[:24, :frames])
-            tflite = keras_to_tflite(keras_model, dequantize(cal, ANOMALY_FRONTEND))
+            frames = 5 if method in ("dense_ae_small", "group_made") else 32
+            rep = dequantize(representative_set(machine_windows[:24, :frames]), ANOMALY_FRONTEND)
+            keras_model, extra = _network(method, rep)
+            tflite = keras_to_tflite(keras_model, rep)
             info = check_graph(tflite, method)
             meta = ModelMetadata.for_graph(
                 info, ANOMALY_FRONTEND, ("anomalous",), (1.0,), frames, 1, arena_size(tflite),
                 method, task="anomaly", score=SCORES[method], method=method, machine_type="fan",
-                machine_ids=("id_00", "id_02", "id_04") if method == "id_classifier" else (),
+                **extra,
             )  # fmt: skip
             meta = dataclasses.replace(
                 meta, aggregation="mean", thresholds_q=thresholds_q_of(meta, info)
@@ -100,6 +114,7 @@ def test_engine_runs_the_anomaly_networks_like_tflm(converted, machine_windows, 
             "dense_ae_small": {"RESHAPE", "FULLY_CONNECTED"},
             "causal_conv": {"CONV_2D", "RESHAPE"},
             "id_classifier": {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"},
+            "group_made": {"RESHAPE", "FULLY_CONNECTED"},
         }[method]
     )
     windows = _inputs(tuple(model.input.shape[1:3]), machine_windows, seed=len(method))
@@ -149,7 +164,7 @@ def _harness(pkg: Path, build: Path, defines: dict) -> Path:
     )
 
 
-@pytest.mark.parametrize("method", ["causal_conv", "id_classifier"])
+@pytest.mark.parametrize("method", DEVICE_METHODS)
 def test_c_window_score_equals_the_python_reference(
     converted, machine_windows, tmp_path, method
 ) -> None:
@@ -162,7 +177,7 @@ def test_c_window_score_equals_the_python_reference(
 
     path, meta = converted(method)
     pkg = firmware(path, tmp_path / "fw")
-    windows = _inputs((32, 128), machine_windows, seed=3)
+    windows = _inputs((meta.window_frames, 128), machine_windows, seed=3)
     outputs = run_tflm(path.read_bytes(), windows).reshape(len(windows), -1)
     n_out = outputs.shape[1]
     extra = _saturating_outputs(method, n_out, 40, seed=4)
@@ -187,6 +202,9 @@ def test_c_window_score_equals_the_python_reference(
     shape = (1, n_out)
     for k, factor in enumerate((1.0, 40.0)):
         m = dataclasses.replace(meta, output_scale=float(np.float32(meta.output_scale * factor)))
+        if method == "group_made":  # log-scales from -6 (the uint32 table's reach) to +6
+            gain = m.output_scale * 128 / 6.0
+            m = dataclasses.replace(m, output_zero_point=0, log_scale_gain=gain)
         exe = _harness(pkg, tmp_path / str(k), _anomaly_defines(m, shape))
         result = subprocess.run([str(exe)], input=stdin, capture_output=True, check=False)
         assert result.returncode == 0, result.stderr.decode()
@@ -199,9 +217,11 @@ def test_c_window_score_equals_the_python_reference(
         if method == "causal_conv" and factor > 1:  # the requantisation clamps at both ends
             clamped = requantize(outputs, scales_of(m))
             assert (clamped == -128).any() and (clamped == 127).any()
+        if method == "group_made" and factor > 1:  # window scores saturate at 2^32 - 1
+            assert (want == 2**32 - 1).any()
 
 
-@pytest.mark.parametrize("method", ["causal_conv", "id_classifier"])
+@pytest.mark.parametrize("method", DEVICE_METHODS)
 def test_package_selftest_on_host(converted, tmp_path, method) -> None:
     """The whole package (engine, front end, window assembly, the method's score, golden clip
     means and decisions of the host reference) builds with -Werror and passes its self-test."""
@@ -222,7 +242,7 @@ def test_package_selftest_on_host(converted, tmp_path, method) -> None:
     not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
     reason="needs arm-none-eabi-gcc and qemu-system-arm",
 )
-@pytest.mark.parametrize("method", ["causal_conv", "id_classifier"])
+@pytest.mark.parametrize("method", DEVICE_METHODS)
 def test_package_selftest_under_qemu(converted, tmp_path, method) -> None:
     from firmware_gen.build import build_firmware
     from firmware_gen.package import firmware

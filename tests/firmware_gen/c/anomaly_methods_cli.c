@@ -1,5 +1,5 @@
-/* Host harness for the window scores of aed_anomaly_methods.c (causal predictor, ID classifier),
- * used by tests/firmware_gen/test_anomaly_methods.py.
+/* Host harness for the window scores of aed_anomaly_methods.c (causal predictor, ID classifier,
+ * Group MADE), used by tests/firmware_gen/test_anomaly_methods.py.
  *
  * stdin:  uint32 n, then n records: the window (AED_POST_WINDOW_BYTES int8), the model output
  *         (OUTPUT_BYTES int8) and, for the ID classifier, the own class index (uint8), set with
@@ -12,6 +12,8 @@
 
 #if defined(AED_ANOMALY_METHOD_ID_CLASSIFIER)
 #define OUTPUT_BYTES AED_ANOMALY_ID_N_CLASSES
+#elif defined(AED_ANOMALY_METHOD_GROUP_MADE)
+#define OUTPUT_BYTES (2 * AED_POST_WINDOW_BYTES)
 #else
 #define OUTPUT_BYTES (AED_ANOMALY_PRED_ROWS * AED_FE_N_MELS)
 #endif

@@ -22,6 +22,8 @@ from quantize.anomaly_scores import (
     check_outputs,
     id_window_scores,
     ln_q16,
+    made_log_scales,
+    made_window_scores,
     predictor_window_scores,
     requantize,
     scales_of,
@@ -89,10 +91,25 @@ def test_predictor_score_compares_each_prediction_with_its_frame() -> None:
     assert 27 * 128 * 255**2 < 2**31  # the deployed predictor's worst case fits int32
 
 
-@pytest.fixture(scope="module", params=["causal_conv", "id_classifier"])
+def _check_made_against_float(meta, windows, outputs, scores) -> None:
+    """The integer Group MADE score against the same NLL in float64 from the same int8 outputs
+    (requantised means): per value the tables' rounding is at most 1 unit of 2^-8 nats."""
+    n = windows[0].size
+    x = windows.reshape(len(windows), -1).astype(np.float64)
+    out = outputs.reshape(len(x), 2 * n)
+    mu = requantize(out[:, :n], scales_of(meta)).astype(np.float64)
+    ls = made_log_scales(meta.output_scale, meta.output_zero_point, meta.log_scale_gain)
+    log_s = ls[out[:, n:].astype(np.int64) + 128]
+    nll = 0.5 * (meta.input_scale * (x - mu) * np.exp(-log_s)) ** 2 + log_s - ls[0]
+    exact = nll.sum(axis=1) * 2**8
+    assert np.abs(scores - exact).max() <= n
+
+
+@pytest.fixture(scope="module", params=["causal_conv", "id_classifier", "group_made"])
 def quantized(request, blatant, tmp_path_factory):  # noqa: F811
     method = request.param
-    cfg = FitConfig(epochs=EPOCHS[method], batch_size=16, seed=0, device="cpu")
+    batch = 64 if method == "group_made" else 16  # stacked windows: 40 per tiny clip
+    cfg = FitConfig(epochs=EPOCHS.get(method, 5), batch_size=batch, seed=0, device="cpu")
     record = train_detector(method, blatant, cfg, progress=False)
     out = tmp_path_factory.mktemp("q") / f"{method}.tflite"
     return method, record, quantize_detector(record, blatant, ANOMALY_FRONTEND, out), out
@@ -106,7 +123,8 @@ def test_int8_metadata_and_integer_scores(quantized, blatant) -> None:  # noqa: 
     method, record, r, out = quantized
     meta = read_metadata(out)
     assert (meta.task, meta.method, meta.machine_type) == ("anomaly", method, "fan")
-    assert (meta.window_frames, meta.window_hop_frames, meta.aggregation) == (32, 8, "mean")
+    frames, hop = (5, 1) if method == "group_made" else (32, 8)
+    assert (meta.window_frames, meta.window_hop_frames, meta.aggregation) == (frames, hop, "mean")
     info = check_graph(out.read_bytes())
     assert check_outputs(meta, info.output_shape) is None
     assert meta.thresholds_q == thresholds_q_of(meta, info) == (r["threshold"]["q"],)
@@ -119,6 +137,13 @@ def test_int8_metadata_and_integer_scores(quantized, blatant) -> None:  # noqa: 
         t = meta.thresholds[0]
         assert meta.thresholds_q[0] == math.floor(t * 27 * 128 / meta.input_scale**2) + 1
         want = predictor_window_scores(int8["windows"], outputs, scales_of(meta))
+    elif method == "group_made":
+        assert meta.score == "gaussian_nll_q8" and meta.log_scale_gain > 0
+        assert set(r["model"]["ops"]) == {"RESHAPE", "FULLY_CONNECTED"}
+        assert info.output_shape == (1, 1280)
+        want = made_window_scores(int8["windows"], outputs, scales_of(meta), meta.log_scale_gain)
+        # in float: the Gaussian NLL summed over the window in input units (less n l(-128))
+        _check_made_against_float(meta, int8["windows"], outputs, want)
     else:
         assert meta.score == "id_nll_q16" and meta.machine_ids == tuple(record["ids"])
         assert set(r["model"]["ops"]) == {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}
@@ -143,6 +168,6 @@ def test_int8_separates_a_loud_tone(quantized) -> None:
 
 
 def test_host_only_method_is_refused_naming_it(blatant, tmp_path) -> None:  # noqa: F811
-    record = {"method": "group_made", "layout": {}}
-    with pytest.raises(ValueError, match="'group_made' cannot be quantised"):
+    record = {"method": "vae", "layout": {}}
+    with pytest.raises(ValueError, match="'vae' cannot be quantised"):
         quantize_detector(record, blatant, ANOMALY_FRONTEND, tmp_path / "m.tflite")

@@ -10,8 +10,9 @@
  * 640 * 255^2 < 2^31 for windows up to 640 values, so uint32 never overflows.
  * The clip score is the mean over the clip's windows, kept exact as (sum, count); the clip is
  * anomalous when mean >= AED_ANOMALY_THRESHOLD_Q, i.e. sum >= threshold * count.
- * The causal predictor (AED_ANOMALY_METHOD_CAUSAL_CONV) and the ID classifier
- * (AED_ANOMALY_METHOD_ID_CLASSIFIER) have their window scores in aed_anomaly_methods.c.
+ * The causal predictor (AED_ANOMALY_METHOD_CAUSAL_CONV), the ID classifier
+ * (AED_ANOMALY_METHOD_ID_CLASSIFIER) and Group MADE (AED_ANOMALY_METHOD_GROUP_MADE) have their
+ * window scores in aed_anomaly_methods.c.
  * Window assembly is aed_post's (shared with tagging). C99, no malloc, no float; works with the
  * generated engine or with TFLM. */
 #ifndef AED_ANOMALY_H
@@ -28,7 +29,7 @@
 #error "aed_anomaly needs an anomaly model's aed_config.h (AED_TASK_ANOMALY)"
 #endif
 #if !defined(AED_ANOMALY_METHOD_DENSE_AE) && !defined(AED_ANOMALY_METHOD_CAUSAL_CONV) && \
-    !defined(AED_ANOMALY_METHOD_ID_CLASSIFIER)
+    !defined(AED_ANOMALY_METHOD_ID_CLASSIFIER) && !defined(AED_ANOMALY_METHOD_GROUP_MADE)
 #error "aed_anomaly: no integer score for this model's method (AED_ANOMALY_METHOD)"
 #endif
 

@@ -1,5 +1,5 @@
-/* Window scores of the causal convolutional predictor and the machine-ID classifier (the other
- * deployable anomaly methods besides the dense autoencoder of aed_anomaly.c), selected by
+/* Window scores of the causal convolutional predictor, the machine-ID classifier and Group MADE
+ * (the deployable anomaly methods besides the dense autoencoder of aed_anomaly.c), selected by
  * AED_ANOMALY_METHOD_<NAME>. Identical to the Python integer reference
  * (quantize/anomaly_scores.py); the constants and tables come from the generated aed_config.h
  * (quantize.anomaly_scores.device_defines). C99, no malloc, no float. */
@@ -101,3 +101,30 @@ uint32_t aed_anomaly_window_score(const int8_t *window, const int8_t *output)
     return aed_anomaly_id_nll_q16(output, own_id);
 }
 #endif /* AED_ANOMALY_METHOD_ID_CLASSIFIER */
+
+#if defined(AED_ANOMALY_METHOD_GROUP_MADE)
+#if AED_ANOMALY_MADE_SHIFT < 0 || AED_ANOMALY_MADE_SHIFT > 24
+#error "AED_ANOMALY_MADE_SHIFT must be 0 .. 24"
+#endif
+/* E[q] = round(2^(K+8) s_in^2 / 2 exp(-2 l(q))), L[q] = round(2^8 (l(q) - l(-128))) for the
+ * int8 log-scale output q (l(q) = s_out (q - zp) / gain), K = AED_ANOMALY_MADE_SHIFT. */
+static const uint32_t made_e[256] = AED_ANOMALY_MADE_E;
+static const uint32_t made_l[256] = AED_ANOMALY_MADE_L;
+
+/* Gaussian negative log-likelihood of the window in 2^-8 nats: the output holds the means of the
+ * AED_POST_WINDOW_BYTES inputs, then their log-scales (times the gain); saturates at 2^32 - 1. */
+uint32_t aed_anomaly_window_score(const int8_t *window, const int8_t *output)
+{
+    const int8_t *log_scale = output + AED_POST_WINDOW_BYTES;
+    uint64_t sum = 0;
+    size_t i;
+    for (i = 0; i < AED_POST_WINDOW_BYTES; i++) {
+        const int32_t d = (int32_t)window[i] - aed_anomaly_requantize(output[i]);
+        const uint32_t q = (uint32_t)(log_scale[i] + 128);
+        const uint64_t sq = (uint64_t)(uint32_t)(d * d) * made_e[q];
+        sum += ((sq + (((uint64_t)1 << AED_ANOMALY_MADE_SHIFT) >> 1)) >> AED_ANOMALY_MADE_SHIFT) +
+               made_l[q];
+    }
+    return sum > 0xffffffffu ? 0xffffffffu : (uint32_t)sum;
+}
+#endif /* AED_ANOMALY_METHOD_GROUP_MADE */
