@@ -16,6 +16,14 @@
 #define AED_FE_DSP 0
 #endif
 
+/* Unroll the next loop twice: half the loop control of the short loops it marks (measured on
+ * Cortex-M4). GCC 8 and up; other compilers build the loop as written. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define AED_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define AED_UNROLL2
+#endif
+
 #define AED_FFT_HALF (AED_FE_FFT_SIZE / 2)
 #define AED_POWER_SHIFT 16
 
@@ -160,6 +168,7 @@ static int32_t aed_peak(const int16_t *x)
     uint32_t hi2 = 0, lo2 = 0;
     int32_t hi, lo;
     size_t n, k;
+    AED_UNROLL2
     for (n = 0; n < simd_end; n += 8) {
         for (k = 0; k < 8; k += 2) {
             const uint32_t v = aed_load_pair(&x[n + k]);
@@ -241,6 +250,7 @@ static void aed_first_stage(int32_t *z, const int16_t *x, int32_t round, int rsh
 {
     const size_t live = AED_FIRST_LIVE;
     size_t r;
+    AED_UNROLL2
     for (r = 0; r < live; r++) {
         aed_first_butterfly(z, x, r, round, rshift, 4);
     }
@@ -355,6 +365,7 @@ void aed_frontend_frame(aed_frontend_t *fe, const int16_t *samples, int8_t *out)
         const uint32_t *p = &fe->power[aed_fe_mel_start[m]];
         const int16_t *end = w + aed_fe_mel_length[m];
         uint64_t e = 0;
+        AED_UNROLL2
         do {
             e += (uint64_t)(uint32_t)*w++ * *p++;
         } while (w != end);
