@@ -80,7 +80,7 @@ METHODS = {
         ),
         Method("causal_conv", PATCH32, _PRED + " (CONV_2D-only causal predictor)", True),
         Method(
-            "group_made", STACK5, "mean over windows of the Gaussian negative log-likelihood", False
+            "group_made", STACK5, "mean over windows of the Gaussian negative log-likelihood", True
         ),
         Method("vae", STACK5, _RECON + " of the posterior mean (standardised input)", False),
         Method("conv_vae", PATCH32, _RECON + " of the posterior mean (standardised input)", False),
