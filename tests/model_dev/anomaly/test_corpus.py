@@ -56,15 +56,19 @@ def test_ids_are_units_of_one_product_model(kind: str) -> None:
 
 
 def test_faults_change_the_machine_itself() -> None:
-    from model_dev.anomaly.corpus import FAULT_SHIFT, _faulty
+    from model_dev.anomaly.corpus import FAULT_SHIFT, SEVERITIES, _faulty
 
-    inst = {"f_rot": 20.0, "stroke_s": 0.8, "whine": 500.0, "open": 0.4}
+    inst = {"f_rot": 20.0, "stroke_s": 0.8, "whine": 500.0, "open": 0.4, "period_s": 0.3}
     for fault, shift in FAULT_SHIFT.items():
-        for sev in (1, 2, 3):
+        last = dict.fromkeys(shift, 0.0)
+        for sev in SEVERITIES:  # the change grows with severity, in the stated direction
             changed = _faulty(inst, fault, sev)
             for key, rel in shift.items():
-                assert changed[key] == pytest.approx(inst[key] * (1 + rel * sev / 3))
-    assert _faulty(inst, "missing_clicks", 3) == inst
+                step = changed[key] / inst[key] - 1
+                assert np.sign(step) == np.sign(rel) and abs(step) > abs(last[key])
+                last[key] = step
+            assert _faulty(inst, fault, 3)[key] == pytest.approx(inst[key] * (1 + rel))
+    assert _faulty(inst, "no_such_fault", 3) == inst
 
 
 def test_advertised_types_ids_faults_and_layout(tiny_corpus: Path) -> None:
