@@ -14,7 +14,7 @@ tiny synthetic corpus as calibration), in one run:
   with which the runtime allocates and invokes). Goal: ratio <= 0.75. Also shown: the engine
   arena plus its input and output buffers, for a view that charges them to the engine;
 * Cortex-M4 (the model with metadata, window hop ``HOP_FRAMES``, packaged by
-  ``firmware_gen.package.firmware`` and built with arm-none-eabi-gcc -O3): weights + tables + code
+  ``firmware_gen.package.firmware`` and built by its Makefile, -O3): weights + tables + code
   bytes of the front end, engine and post-processing (``deployable_bytes``, from the map file) vs
   the .tflite size; front-end instructions per frame and engine instructions per inference under
   QEMU mps2-an386 ``-icount shift=0`` (``cortex_m4_instructions``, from the self-test's SysTick
@@ -268,7 +268,9 @@ runtime (TFLM reference kernels) on the same converted models; outputs are bit-e
 
 {table(rows)}
 Cortex-M4 (`firmware_gen.package`: the same models with metadata, window hop {HOP_FRAMES} frames,
-built with {_tool_version(["arm-none-eabi-gcc", "--version"])} at -O3 for mps2-an386):
+built with {_tool_version(["arm-none-eabi-gcc", "--version"])} for mps2-an386 with the package
+Makefile's flags: `-O3 -fno-inline-functions-called-once`, plus `-fno-schedule-insns` for the
+engine):
 
 - Bytes: weights + tables + code of the front end, engine and post-processing
   (`deployable_bytes`, from the map file: `.text` and `.rodata` of those objects) vs the .tflite
