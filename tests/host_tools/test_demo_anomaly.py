@@ -18,7 +18,7 @@ from host_tools.demo_anomaly import AnomalyDemoConfig, demo_anomaly
         (["--task", "anomaly", "--teacher-epochs", "3"], "--teacher-epochs is an option of"),
         (["--task", "tagging", "--types", "fan"], "--types is an option of --task anomaly"),
         (["--task", "anomaly", "--types", "fan,boiler"], "machine types must be some of"),
-        (["--task", "anomaly", "--method", "group_made"], "method must be one of dense_ae,"),
+        (["--task", "anomaly", "--method", "isolation_forest"], "method must be one of dense_ae,"),
         (["--task", "anomaly", "--preset", "small"], "unknown machine corpus size 'small'"),
     ],
 )
