@@ -72,7 +72,7 @@ SEED = 0
 COST_TYPE = "fan"
 #: Test clips validated on the emulated Cortex-M4 for the window score's cycle count.
 COST_CLIPS = 4
-#: Methods in the order they run (cheapest first, so a partial run holds whole methods).
+#: Methods in the order they run for each machine type (cheapest first).
 ORDER = ("dense_ae_small", "group_made", "dense_ae", "causal_conv", "id_classifier")
 #: Quoted in issue 16 (not measured here).
 ANCHORS = [
@@ -338,7 +338,8 @@ def _not_deployed() -> dict[str, str]:
 
 def merge(device: dict, path: Path) -> dict:
     """``anomaly.json`` with the device figures: int8/device AUC/pAUC in the seed-0 runs of the
-    same method and type, and a ``device`` section; refused for another corpus version."""
+    same method and type, and a ``device`` section; refused for another corpus version.
+    ``device["float_vs_benchmark"]`` is recomputed against this ``anomaly.json``."""
     result = json.loads(path.read_text())
     mine = device["corpus"]["generator_version"]
     theirs = result.get("corpus", {}).get("generator_version")
@@ -347,6 +348,7 @@ def merge(device: dict, path: Path) -> dict:
             f"{path}: corpus generator version {theirs} ({result['corpus'].get('size')}), the "
             f"device results' {mine} ({device['corpus']['size']}): not merged"
         )
+    device["float_vs_benchmark"] = float_check(device["runs"], result)
     rows = {(r["method"], r["machine_type"]): r for r in device["runs"]}
     merged = 0
     for run in result["runs"]:
@@ -506,14 +508,18 @@ def _write(path: Path, result: dict) -> None:
 def _merge_and_docs(device_json: Path, benchmark_json: Path, docs: Path) -> None:
     from model_dev.fileio import write_marked_section
 
-    device = json.loads(device_json.read_text())
-    write_marked_section(docs, BEGIN, END, report(device))
-    print(f"wrote the docs section in {docs}", flush=True)
     if not benchmark_json.is_file():
-        print(f"{benchmark_json}: missing, not merged", flush=True)
-        return
-    _write(benchmark_json, merge(device, benchmark_json))
-    print(f"merged into {benchmark_json}", flush=True)
+        raise SystemExit(f"{benchmark_json}: no such file; run benchmarks/anomaly.py first")
+    device = json.loads(device_json.read_text())
+    merged = merge(device, benchmark_json)  # refuses another corpus version before any write
+    _write(device_json, device)
+    write_marked_section(docs, BEGIN, END, report(device))
+    _write(benchmark_json, merged)
+    print(
+        f"float vs {benchmark_json}: {device['float_vs_benchmark']['status']}; merged into it; "
+        f"wrote the docs section in {docs}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,7 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     log = work / "jobs.jsonl"
     done = _done(log)
     cost_type = COST_TYPE if COST_TYPE in types else types[0]
-    jobs = [(m, t, work, a.quick, cost_type) for m in methods for t in types]
+    # type by type, the cost type first: a partial run has every method's cost and device AUC
+    types = sorted(types, key=lambda t: t != cost_type)
+    jobs = [(m, t, work, a.quick, cost_type) for t in types for m in methods]
     _run(jobs, done, log, a.jobs)
     rows = [done[_key(m, t)] for m in methods for t in types if _key(m, t) in done]
     result = summarise(rows, _meta(a, corpus, start, done), _benchmark(a.benchmark))

@@ -76,7 +76,9 @@ def test_merge_adds_device_figures_to_the_seed_0_runs_only(tmp_path):
     path.write_text(json.dumps(bm))
     dev = _device([_row("dense_ae", "fan", 0.7), _row("dense_ae", "pump", 0.7)], bm)
     assert dev["device_equals_int8"] and dev["all_validations_passed"]
+    dev["float_vs_benchmark"] = {"status": "stale"}
     merged = ad.merge(dev, path)
+    assert dev["float_vs_benchmark"]["status"] == "equal"  # recomputed against this file
     assert merged["specs"] == bm["specs"] and merged["date"] == "today"
     assert merged["device"]["runs_merged"] == 2
     assert merged["device"]["cortex_m4"]["dense_ae"]["per_second_at_hop"] == 31_960_000
