@@ -101,7 +101,13 @@ def converted(machine_windows, tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "method",
+    # RESHAPE + FULLY_CONNECTED alone (dense AE, Group MADE) are also covered by the tagging
+    # toys and by these packages' self-tests: slow run only
+    [pytest.param(m, marks=pytest.mark.slow) if m in ("dense_ae_small", "group_made") else m
+     for m in METHODS],
+)  # fmt: skip
 def test_engine_runs_the_anomaly_networks_like_tflm(converted, machine_windows, tmp_path, method):
     from quantize.tflite_model import load_supported
 
