@@ -10,7 +10,7 @@ device's AUC/pAUC next to the host's -> ``report.md`` / ``report.json`` / ``repo
 
 Sizes (:class:`AnomalyDemoConfig`): the ``default`` corpus (4 machine IDs per type, 60 normal
 training clips per ID, 27 normal and 27 anomalous test clips per ID, 2 s each; all four types
-are synthesised, about 1 CPU minute), one machine type (``fan``), the DCASE baseline autoencoder
+are synthesised, about 30 CPU s), one machine type (``fan``), the DCASE baseline autoencoder
 (``dense_ae``, 640-128x4-8-128x4-640) for 20 epochs on one torch thread. The costs measured are
 in ``docs/anomaly.md`` and in the run's report (the time of every stage).
 """
