@@ -368,6 +368,15 @@ def _get(d: dict | None, key: str):
     return None if d is None else d[key]
 
 
+def _check_words(check: dict, n_runs: int) -> str:
+    if "differences" not in check:
+        return check["status"]
+    return (
+        f"{check['status']} on the {len(check['differences'])} of {n_runs} runs it has, "
+        f"from {check['benchmark_date']}"
+    )
+
+
 def report(r: dict) -> str:
     """The docs section (markdown) from ``anomaly_device.json``."""
     from model_dev.anomaly.corpus import MACHINE_TYPES
@@ -392,8 +401,8 @@ def report(r: dict) -> str:
         "per type. AUC/pAUC: mean over machine IDs; pAUC: FPR <= 0.1, the challenge's "
         "convention.",
         f"- float = torch, as `benchmarks/anomaly.py` computes it (against its seed-0 runs: "
-        f"{check['status']}); int8 = the integer score of the .tflite on the host (TFLM); "
-        "device = the scores the device sent.",
+        f"{_check_words(check, len(r['runs']))}); int8 = the integer score of the .tflite on "
+        "the host (TFLM); device = the scores the device sent.",
         f"- Validation: {'every' if r['all_validations_passed'] else 'NOT every'} clip of every "
         "run byte-identical; device AUC/pAUC "
         f"{'equal to' if r['device_equals_int8'] else 'NOT equal to'} the host int8 figures in "
@@ -494,6 +503,19 @@ def _meta(a, corpus: Path, start: float, done: dict) -> dict:
 
 
 def _benchmark(path: Path) -> dict | None:
+    """``anomaly.json``, or the finished runs of a ``benchmarks/anomaly.py`` work folder (its
+    ``jobs.jsonl`` and ``corpus/corpus.json``) while that benchmark is still running."""
+    if path.is_dir():
+        made = json.loads((path / "corpus" / "corpus.json").read_text())
+        runs = [json.loads(line)["result"] for line in (path / "jobs.jsonl").open()]
+        return {
+            "date": f"finished jobs in {path / 'jobs.jsonl'}",
+            "corpus": {
+                "size": made["size"]["name"],
+                "generator_version": made["generator_version"],
+            },
+            "runs": [r for r in runs if "method" in r],
+        }
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -537,6 +559,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--benchmark", type=Path, default=bench.RESULT, help="anomaly.json to merge into"
     )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        help="check the float AUCs against this anomaly.json or benchmarks/anomaly.py work folder "
+        "(<work>/default, while it runs) instead of --benchmark",
+    )
     p.add_argument("--merge", action="store_true", help="only merge --out into --benchmark, docs")
     p.add_argument("--no-merge", action="store_true", help="write --out only")
     a = p.parse_args(argv)
@@ -568,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(m, t, work, a.quick, cost_type) for t in types for m in methods]
     _run(jobs, done, log, a.jobs)
     rows = [done[_key(m, t)] for m in methods for t in types if _key(m, t) in done]
-    result = summarise(rows, _meta(a, corpus, start, done), _benchmark(a.benchmark))
+    result = summarise(rows, _meta(a, corpus, start, done), _benchmark(a.compare or a.benchmark))
     _write(a.out, result)
     print(f"wrote {a.out}; float vs benchmark: {result['float_vs_benchmark']['status']}")
     if a.quick or a.no_merge:

@@ -139,3 +139,20 @@ def test_quick_run_validates_on_the_device_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert ad.main(args) == 0  # resumed: the job is read back from jobs.jsonl
     assert "1 of 1 jobs done; running 0" in capsys.readouterr().out
+
+
+def test_float_check_reads_a_running_benchmarks_work_folder(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    made = {"generator_version": GENERATOR_VERSION, "size": {"name": "default"}, "seed": 0}
+    (tmp_path / "corpus" / "corpus.json").write_text(json.dumps(made))
+    finished = [
+        {"key": "method/dense_ae/fan/0", "result": _benchmark()["runs"][0]},
+        {"key": "zero_shot/dense_ae/fan/0", "result": {"rows": [], "train_s": 1.0}},
+    ]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(f) + "\n" for f in finished))
+    bm = ad._benchmark(tmp_path)
+    assert len(bm["runs"]) == 1 and bm["corpus"]["generator_version"] == GENERATOR_VERSION
+    rows = [_row("dense_ae", "fan", 0.7), _row("dense_ae", "pump", 0.7)]
+    check = ad.float_check(rows, bm)
+    assert check["status"] == "equal" and check["missing"] == ["dense_ae/pump"]
+    assert ad._check_words(check, 2).startswith("equal on the 1 of 2 runs it has, from finished")
