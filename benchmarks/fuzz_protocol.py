@@ -6,10 +6,13 @@
    frame re-encodes to bytes present in the input (nothing invented).
 2. C: the device (aed_proto_frame.c + aed_proto.c + front end + post + the protocol tests'
    small engine) under libFuzzer with ASan/UBSan (``firmware_gen/csrc/harness/proto_fuzz.c``):
-   raw wire bytes and well-framed arbitrary requests, ``--c-runs`` inputs.
+   raw wire bytes and well-framed arbitrary requests, ``--c-runs`` inputs. ``--task anomaly``
+   builds the anomaly dispatcher instead (the engine reconstructs its window, ``aed_anomaly.c``
+   scores it: u32 window scores, (sum, windows), MACHINE_ID refused).
    Needs clang (``apt-get install clang``); skipped with a message otherwise.
 
-Usage: ``.venv/bin/python benchmarks/fuzz_protocol.py [--python-inputs 1000000] [--c-runs 1000000]``
+Usage: ``.venv/bin/python benchmarks/fuzz_protocol.py [--python-inputs 1000000] [--c-runs 1000000]
+[--task tagging|anomaly]``
 """
 
 from __future__ import annotations
@@ -31,9 +34,21 @@ sys.path.insert(0, str(ROOT))
 from firmware_gen.frontend_c import write_frontend  # noqa: E402
 from firmware_gen.host_build import HARNESS_DIR, SANITIZE, WARNINGS, package_includes  # noqa: E402
 from firmware_gen.proto_c import write_proto  # noqa: E402
+from firmware_gen.render import copy_source  # noqa: E402
 from host_tools.protocol import Frame, FrameDecoder, encode_frame  # noqa: E402
 from model_dev.frontend import FrontendConfig  # noqa: E402
-from tests.host_tools.test_protocol import TEST_MODEL, _write_test_model  # noqa: E402
+from tests.host_tools.test_protocol import (  # noqa: E402
+    ANOMALY_MODEL,
+    TEST_MODEL,
+    _write_anomaly_test_model,
+    _write_test_model,
+)
+
+#: The device each ``--task`` fuzzes: (protocol model, writer of its engine and post-processing).
+DEVICES = {
+    "tagging": (TEST_MODEL, _write_test_model),
+    "anomaly": (ANOMALY_MODEL, _write_anomaly_test_model),
+}
 
 
 def _mutated_wire(rng: np.random.Generator) -> bytes:
@@ -95,14 +110,16 @@ def fuzz_python(n_inputs: int, seed: int = 0) -> dict:
     }
 
 
-def build_c_fuzzer(build: Path) -> Path:
+def build_c_fuzzer(build: Path, task: str = "tagging") -> Path:
     """Generate the device sources and link the libFuzzer target with clang."""
     clang = shutil.which("clang")
     if clang is None:
         raise FileNotFoundError("clang not found: apt-get install clang")
     cfg = FrontendConfig()
-    sources = write_frontend(cfg, build) + write_proto(build, cfg, TEST_MODEL)
-    sources += _write_test_model(build, TEST_MODEL)
+    model, write_model = DEVICES[task]
+    sources = write_frontend(cfg, build) + write_proto(build, cfg, model)
+    sources += write_model(build, model)
+    sources.append(copy_source("aed/include/aed_platform.h", build))
     c_files = [str(p) for p in sources if p.suffix == ".c"]
     c_files.append(str(HARNESS_DIR / "proto_fuzz.c"))
     exe = build / "proto_fuzz"
@@ -130,6 +147,7 @@ def _seed_corpus(corpus: Path) -> None:
         "infer": rec(3, 1, bytes(8) + rng.bytes(150))
         + rec(3, 2, b"\x01\x00\x00\x00" + (150).to_bytes(4, "little") + rng.bytes(170))
         + rec(5, 3, bytes(12)),
+        "machine_id": rec(8, 1, b"") + rec(8, 2, b"\x00") + rec(8, 3, b"\x00\x01"),
     }
     corpus.mkdir(parents=True, exist_ok=True)
     for name, body in sessions.items():
@@ -138,9 +156,9 @@ def _seed_corpus(corpus: Path) -> None:
     (corpus / "raw").write_bytes(b"\x00" + wire)
 
 
-def fuzz_c(runs: int, build: Path, seed: int = 1) -> dict:
+def fuzz_c(runs: int, build: Path, seed: int = 1, task: str = "tagging") -> dict:
     """Build and run the libFuzzer target for ``runs`` inputs; raises if it finds anything."""
-    exe = build_c_fuzzer(build)
+    exe = build_c_fuzzer(build, task)
     corpus = build / "corpus"
     _seed_corpus(corpus)
     cmd = [str(exe), f"-runs={runs}", f"-seed={seed}", "-max_len=2048", "-timeout=10"]
@@ -168,6 +186,7 @@ def main() -> None:
     parser.add_argument("--python-inputs", type=int, default=1_000_000)
     parser.add_argument("--c-runs", type=int, default=1_000_000)
     parser.add_argument("--build", type=Path, default=None, help="build dir (default: temp)")
+    parser.add_argument("--task", choices=sorted(DEVICES), default="tagging", help="C device")
     args = parser.parse_args()
     if args.python_inputs:
         print("python FrameDecoder:", fuzz_python(args.python_inputs), flush=True)
@@ -178,7 +197,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             build = args.build or Path(tmp)
             build.mkdir(parents=True, exist_ok=True)
-            print("C aed_proto under libFuzzer+ASan+UBSan:", fuzz_c(args.c_runs, build))
+            result = fuzz_c(args.c_runs, build, task=args.task)
+            print(f"C aed_proto ({args.task}) under libFuzzer+ASan+UBSan:", result)
 
 
 if __name__ == "__main__":

@@ -625,3 +625,130 @@ def test_anomaly_hello_round_trip_and_checks(tmp_path):
     assert (
         "#define AED_PROTO_TASK_ANOMALY 0" in write_proto(tmp_path, CFG, TEST_MODEL)[0].read_text()
     )
+
+
+# -- an anomaly device: the test engine reconstructs its window, aed_anomaly.c scores it --------
+def _write_anomaly_test_model(build: Path, model: ProtoModel) -> list[Path]:
+    """The test engine with one output per window value (an "autoencoder"), the anomaly
+    configuration (input and output scale 1, zero points 0) and the package's aed_anomaly."""
+    from types import SimpleNamespace
+
+    from firmware_gen.package import TASK_SOURCES, _anomaly_defines, _c_value
+
+    n_out = model.window_frames * CFG.n_mels
+    files = {
+        "aed/include/aed_model.h": TEST_MODEL_H.format(
+            frames=model.window_frames, mels=CFG.n_mels, classes=n_out
+        ),
+        "aed/src/aed_model.c": TEST_MODEL_C,
+    }
+    for name, text in files.items():
+        (build / name).parent.mkdir(parents=True, exist_ok=True)
+        write_if_changed(build / name, text)
+    meta = SimpleNamespace(
+        method=model.method, machine_type=model.machine_type, thresholds_q=model.thresholds_q,
+        input_scale=1.0, input_zero_point=0, output_scale=1.0, output_zero_point=0, frontend=CFG,
+    )  # fmt: skip
+    context = {
+        "labels": model.labels,
+        "thresholds": (1.0,),
+        "thresholds_q": model.thresholds_q,
+        "model_hash": model.model_hash,
+        "frontend_hash": CFG.hash,
+        "output_scale": "1.0",
+        "output_zero_point": 0,
+        "window_frames": model.window_frames,
+        "hop_frames": model.window_hop_frames,
+        "task": "anomaly",
+        "score": model.score,
+        "task_defines": {k: _c_value(v) for k, v in _anomaly_defines(meta, (1, n_out)).items()},
+        "n_golden": 0,
+    }
+    write_rendered(build, "aed/include/aed_config.h", {"test": "protocol"}, **context)
+    copied = [copy_source(name, build) for name in TASK_SOURCES["anomaly"]]
+    return [build / "aed/src/aed_model.c", *(p for p in copied if p.suffix == ".c")]
+
+
+def toy_reconstruction(windows: np.ndarray) -> np.ndarray:
+    """numpy twin of TEST_MODEL_C with one output per window value: [n, frames * mels] int8."""
+    frames, mels = windows.shape[1:]
+    t, m, c = np.ogrid[:frames, :mels, : frames * mels]
+    weights = (7 * t + 3 * m + 11 * c) % 5 - 2
+    acc = np.einsum("ntm,tmc->nc", windows.astype(np.int64), weights) >> 4
+    return np.clip(acc, -128, 127).astype(np.int8)
+
+
+ANOMALY_CLIPS = [0, 399, 400, 400 + 3 * 160, 400 + 4 * 160, 400 + 5 * 160, 9000]
+
+
+@pytest.fixture(scope="module")
+def anomaly_exe(tmp_path_factory) -> Path:
+    """The anomaly device with its threshold at the floor of one clip's mean (the edge)."""
+    from quantize.anomaly import integer_window_scores
+
+    audio = (np.random.default_rng(9).standard_normal(9000) * 3000).astype(np.int16)
+    windows = clip_windows(Frontend(CFG)(audio), 5, 1)
+    scores = integer_window_scores(windows, toy_reconstruction(windows), (1.0, 0, 1.0, 0))
+    threshold = int(scores.sum()) // len(scores)  # the largest threshold this clip reaches
+    model = dataclasses.replace(ANOMALY_MODEL, thresholds_q=(threshold,))
+    build = tmp_path_factory.mktemp("anomaly")
+    sources = write_frontend(CFG, build) + write_proto(build, CFG, model, max_payload=200)
+    sources += _write_anomaly_test_model(build, model)
+    sources.append(copy_source("port/host/aed_platform_host.c", build))
+    sources.append(copy_source("aed/include/aed_platform.h", build))
+    c_files = [p for p in sources if p.suffix == ".c"] + [HARNESSES / "proto_device.c"]
+    exe = compile_host(c_files, build / "device", sanitize=True, include=package_includes(build))
+    return exe, threshold, audio
+
+
+def test_anomaly_device_window_scores_clip_mean_and_decision(anomaly_exe):
+    """u32 window scores, the exact (sum, windows) and the decision at the threshold's edge,
+    with the model_dev windowing (short, exact, ragged clips), byte for byte."""
+    from quantize.anomaly import integer_window_scores
+
+    exe, threshold, edge = anomaly_exe
+    rng = np.random.default_rng(10)
+    with serve(exe) as path, Device(path, timeout=2.0) as dev:
+        assert dev.info.anomaly and dev.info.thresholds_q == (threshold,)
+        assert dev.info.max_payload == 200 and dev.info.n_classes == 1
+        for n in [*ANOMALY_CLIPS, -1]:
+            audio = edge if n == -1 else (rng.standard_normal(n) * 3000).astype(np.int16)
+            features = Frontend(CFG)(audio)
+            windows = clip_windows(features, 5, 1)
+            want = integer_window_scores(windows, toy_reconstruction(windows), (1.0, 0, 1.0, 0))
+            got = dev.classify(audio)
+            assert np.array_equal(got.features, features), n
+            assert got.window_starts.tolist() == window_starts(len(features), 5, 1), n
+            assert got.window_scores.dtype == np.uint32 and got.window_scores.shape == (
+                len(want),
+                1,
+            )
+            assert got.window_scores[:, 0].tolist() == want.tolist(), n
+            assert got.clip_scores.tolist() == [int(want.sum()), len(want)], n
+            fired = int(want.sum()) >= threshold * len(want)
+            assert got.decisions.tolist() == [fired], n
+            if n == -1:  # the edge: fires, and would not one score unit higher
+                assert fired and int(want.sum()) < (threshold + 1) * len(want)
+            lean = dev.classify(audio, features=False, windows=False)
+            assert lean.clip_scores.tolist() == got.clip_scores.tolist()
+        assert dev.infer(windows[0]).scores.tolist() == [want[0]]
+        with pytest.raises(DeviceError, match="MACHINE_ID .*UNSUPPORTED"):
+            dev.request(Command.MACHINE_ID, b"\x01")  # the autoencoder's score uses none
+
+
+def test_anomaly_device_survives_corruption(anomaly_exe):
+    from quantize.anomaly import integer_window_scores
+
+    exe, _, _ = anomaly_exe
+    rng = np.random.default_rng(11)
+    with serve(exe) as path:
+        link = FaultyLink(serial.serial_for_url(path, timeout=0.01), corrupt=0.005, seed=12)
+        with Device(link, timeout=0.1, retries=100, max_payload=120) as dev:
+            for n in (300, 2000, 4000):
+                audio = (rng.standard_normal(n) * 3000).astype(np.int16)
+                windows = clip_windows(Frontend(CFG)(audio), 5, 1)
+                want = integer_window_scores(windows, toy_reconstruction(windows), (1.0, 0, 1.0, 0))
+                got = dev.classify(audio)
+                assert got.window_scores[:, 0].tolist() == want.tolist()
+                assert got.clip_scores.tolist() == [int(want.sum()), len(want)]
+            assert dev.counters.retransmissions > 0
