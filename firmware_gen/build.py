@@ -107,6 +107,7 @@ _PARTS = {
     "aed_frontend_tables": ("tables", "frontend"),
     "aed_post": ("post", "post"),
     "aed_anomaly": ("post", "post"),
+    "aed_anomaly_methods": ("post", "post"),  # the other methods' scores and their tables
     "aed_golden": ("selftest", "selftest"),
     "aed_selftest": ("selftest", "selftest"),
     "aed_proto": ("protocol", "protocol"),

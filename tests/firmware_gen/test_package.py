@@ -404,3 +404,28 @@ def test_task_dispatch_refuses_an_unknown_task(model, tmp_path):
     with pytest.raises(MetadataError, match="reconstructs the window"):
         firmware(other, tmp_path / "fw")
     assert not (tmp_path / "fw").exists()
+
+
+def test_memory_report_counts_every_library_source_as_library(tmp_path):
+    """Each hand-written library file (aed/src) is a library part of the memory report, not
+    "app": the anomaly scores' code and tables count in the library's flash."""
+    from firmware_gen.build import _PARTS
+
+    assert {p.stem for p in (CSRC / "aed" / "src").glob("*.c")} <= set(_PARTS)
+    obj = "build/cortex-m4/aed/src/aed_anomaly_methods.o"
+    lines = [
+        "Linker script and memory map",
+        ".text           0x00000000     0x5000",
+        " .text.aed_anomaly_id_nll_q16",
+        f"                0x00003f0c      0x1ec {obj}",
+        " .rodata.id_exp_q24",
+        f"                0x0000d52c      0x400 {obj}",
+        ".bss            0x20003000       0x10",
+        f" .bss.own_id    0x2000300c        0x4 {obj}",
+        "OUTPUT(build/cortex-m4/aed_app.elf elf32-littlearm)",
+    ]
+    (tmp_path / "aed_app.map").write_text("\n".join(lines) + "\n")
+    report = memory_report(tmp_path / "aed_app.map")
+    assert report["flash"] == {"code_post": 0x1EC, "tables": 0x400, "total": 0x5EC}
+    assert report["ram"] == {"post": 4, "total": 4}
+    assert report["library"]["weights_tables_code"] == 0x5EC
