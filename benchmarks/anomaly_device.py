@@ -22,20 +22,21 @@ this code), one job:
    validating :data:`COST_CLIPS` clips on the emulated Cortex-M4, and their sum for one second
    of audio with one inference per window hop.
 
-The float AUC is checked against the seed-0 entry of ``benchmarks/results/anomaly.json`` when
-that file is from the same corpus generator version (training is deterministic on one machine;
-a difference is reported, not hidden). Resumable: each finished job is appended to
-``<work>/jobs.jsonl``. Writes ``benchmarks/results/anomaly_device.json``; ``--merge`` (also run
-at the end when ``anomaly.json`` is from the same corpus generator version) adds ``int8_auc``,
-``int8_pauc``, ``device_auc``, ``device_pauc`` to the matching seed-0 runs of ``anomaly.json``
-plus its ``device`` section, and rewrites the "Anomaly detection on the device" section of
-docs/benchmarks.md. ``benchmarks/anomaly.py`` rewrites ``anomaly.json`` from scratch: run
-``--merge`` again after it.
+The float AUC is checked against the seed-0 entry of ``benchmarks/results/anomaly.json`` (or,
+with ``--compare``, of a running ``benchmarks/anomaly.py`` work folder) when that is from the same
+corpus generator version (training is deterministic on one machine; a difference is reported, not
+hidden). Resumable: each finished job is appended to ``<work>/jobs.jsonl``. Writes
+``benchmarks/results/anomaly_device.json`` and the "Anomaly detection on the device" section of
+docs/benchmarks.md; ``--merge`` (also run at the end when ``anomaly.json`` is from the same
+corpus generator version) adds ``int8_auc``, ``int8_pauc``, ``device_auc``, ``device_pauc`` to
+the matching seed-0 runs of ``anomaly.json`` plus its ``device`` section.
+``benchmarks/anomaly.py`` rewrites ``anomaly.json`` from scratch: run ``--merge`` again after it.
 
 Usage::
 
     python benchmarks/anomaly_device.py [--jobs 1] [--work runs/anomaly-device]
     python benchmarks/anomaly_device.py --methods dense_ae,group_made --types fan
+    python benchmarks/anomaly_device.py --partial    # JSON and docs from the finished jobs
     python benchmarks/anomaly_device.py --merge      # anomaly_device.json -> anomaly.json, docs
     python benchmarks/anomaly_device.py --quick      # tiny corpus, 2 epochs: a smoke run
 
@@ -145,6 +146,7 @@ def cost(fw: Path, model: Path, data, out: Path, clips: int = COST_CLIPS) -> dic
     per_s += (ins["model_per_inference"] + score) * frames_s / hop
     return {
         "flash_bytes": memory["flash"]["total"],
+        "flash_bytes_without_selftest": memory["flash"]["total"] - memory["flash"]["selftest"],
         "ram_bytes": memory["ram"]["total"],
         "library_flash_bytes": memory["library"]["weights_tables_code"],
         "activation_bytes": memory["library"]["activations"],
@@ -298,9 +300,12 @@ def summarise(rows: list[dict], meta: dict, benchmark: dict | None) -> dict:
     """The results JSON: per-(method, type) rows, per-method Cortex-M4 cost, the float check."""
     from quantize.anomaly import QUANTIZABLE
 
+    methods = [m for m in bench.METHOD_ORDER if m in QUANTIZABLE]
+    methods += [m for m in QUANTIZABLE if m not in methods]
     cost_rows = {r["method"]: r for r in rows if "cortex_m4" in r}
+    cost_rows = {m: cost_rows[m] for m in methods if m in cost_rows}
     return meta | {
-        "methods": list(QUANTIZABLE),
+        "methods": methods,
         "not_deployed": _not_deployed(),
         "runs": rows,
         "cortex_m4": {
@@ -331,7 +336,7 @@ def _not_deployed() -> dict[str, str]:
             continue
         why = "host-only method" if not METHODS[m].deployable else "not converted"
         if METHODS[m].uses_anomalies:
-            why = "trains on labelled anomalies (reported apart)"
+            why = "trains on labelled anomalies"
         out[m] = why
     return out
 
@@ -450,15 +455,17 @@ def report(r: dict) -> str:
         "reference image (library, protocol, self-test with its golden clips, app); library = "
         "weights, tables and code of the front end, engine and score.",
         "",
-        "| method | type | .tflite | TFLM arena | image flash | image RAM | library flash | "
+        "| method | type | .tflite | TFLM arena | image flash | without self-test | image RAM "
+        "| library flash | "
         "engine activations | instructions per inference | window score | hop (frames) | "
         "instructions per second of audio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m, c in r["cortex_m4"].items():
         lines.append(
             f"| {m} | {c['machine_type']} | {c['tflite_bytes'] / 1000:.0f} kB | "
             f"{c['tflm_arena_bytes'] / 1000:.1f} kB | {c['flash_bytes'] / 1000:.0f} kB | "
+            f"{c['flash_bytes_without_selftest'] / 1000:.0f} kB | "
             f"{c['ram_bytes'] / 1000:.1f} kB | {c['library_flash_bytes'] / 1000:.0f} kB | "
             f"{c['activation_bytes'] / 1000:.1f} kB | {c['model_per_inference']:,} | "
             f"{c['score_per_window']:,} | {c['hop_frames']} | "
@@ -527,26 +534,27 @@ def _write(path: Path, result: dict) -> None:
     atomic_write_text(path, json.dumps(json_finite(result), indent=1, allow_nan=False) + "\n")
 
 
-def _merge_and_docs(device_json: Path, benchmark_json: Path, docs: Path) -> None:
+def _docs(device: dict) -> None:
     from model_dev.fileio import write_marked_section
 
+    write_marked_section(DOCS, BEGIN, END, report(device))
+    print(f"wrote the docs section in {DOCS}", flush=True)
+
+
+def _merge_and_docs(device_json: Path, benchmark_json: Path) -> None:
     if not benchmark_json.is_file():
         raise SystemExit(f"{benchmark_json}: no such file; run benchmarks/anomaly.py first")
     device = json.loads(device_json.read_text())
     merged = merge(device, benchmark_json)  # refuses another corpus version before any write
     _write(device_json, device)
-    write_marked_section(docs, BEGIN, END, report(device))
     _write(benchmark_json, merged)
-    print(
-        f"float vs {benchmark_json}: {device['float_vs_benchmark']['status']}; merged into it; "
-        f"wrote the docs section in {docs}",
-        flush=True,
-    )
+    print(f"float vs {benchmark_json}: {device['float_vs_benchmark']['status']}; merged into it")
+    _docs(device)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run (or resume) the device benchmark, write its JSON, merge and write the docs."""
-    from model_dev.anomaly.corpus import MACHINE_TYPES
+    from model_dev.anomaly.corpus import GENERATOR_VERSION, MACHINE_TYPES
     from quantize.anomaly import QUANTIZABLE
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -566,11 +574,16 @@ def main(argv: list[str] | None = None) -> int:
         "(<work>/default, while it runs) instead of --benchmark",
     )
     p.add_argument("--merge", action="store_true", help="only merge --out into --benchmark, docs")
-    p.add_argument("--no-merge", action="store_true", help="write --out only")
+    p.add_argument("--docs", action="store_true", help="only rewrite the docs section from --out")
+    p.add_argument("--partial", action="store_true", help="write --out from finished jobs only")
+    p.add_argument("--no-merge", action="store_true", help="write --out and the docs, not merge")
     a = p.parse_args(argv)
     a.out = a.out or (a.work / "quick" / RESULT.name if a.quick else RESULT)
     if a.merge:
-        _merge_and_docs(a.out, a.benchmark, DOCS)
+        _merge_and_docs(a.out, a.benchmark)
+        return 0
+    if a.docs:
+        _docs(json.loads(a.out.read_text()))
         return 0
     every = [m for m in ORDER if m in QUANTIZABLE] + [m for m in QUANTIZABLE if m not in ORDER]
     methods = a.methods.split(",") if a.methods else every
@@ -594,19 +607,21 @@ def main(argv: list[str] | None = None) -> int:
     # type by type, the cost type first: a partial run has every method's cost and device AUC
     types = sorted(types, key=lambda t: t != cost_type)
     jobs = [(m, t, work, a.quick, cost_type) for t in types for m in methods]
-    _run(jobs, done, log, a.jobs)
+    if not a.partial:
+        _run(jobs, done, log, a.jobs)
     rows = [done[_key(m, t)] for m in methods for t in types if _key(m, t) in done]
     result = summarise(rows, _meta(a, corpus, start, done), _benchmark(a.compare or a.benchmark))
     _write(a.out, result)
     print(f"wrote {a.out}; float vs benchmark: {result['float_vs_benchmark']['status']}")
-    if a.quick or a.no_merge:
+    if a.quick:
         return 0
     bm = _benchmark(a.benchmark)
-    if bm is None or bm["corpus"].get("generator_version") != result["corpus"]["generator_version"]:
-        print(f"{a.benchmark}: not from this corpus version yet; run --merge after it is",
-              flush=True)  # fmt: skip
+    if a.no_merge or bm is None or bm["corpus"]["generator_version"] != GENERATOR_VERSION:
+        print(f"not merged into {a.benchmark} (--merge does it once it is from this corpus "
+              "version)", flush=True)  # fmt: skip
+        _docs(result)
         return 0
-    _merge_and_docs(a.out, a.benchmark, DOCS)
+    _merge_and_docs(a.out, a.benchmark)
     return 0
 
 

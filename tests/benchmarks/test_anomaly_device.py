@@ -33,7 +33,8 @@ def _row(method: str, mtype: str, auc: float, *, device_auc: float | None = None
 
 def _cost() -> dict:
     return {
-        "flash_bytes": 330000, "ram_bytes": 43000, "library_flash_bytes": 300000,
+        "flash_bytes": 330000, "flash_bytes_without_selftest": 320000, "ram_bytes": 43000,
+        "library_flash_bytes": 300000,
         "activation_bytes": 512, "frontend_per_frame": 110000, "model_per_inference": 900000,
         "score_per_window": 13000, "hop_frames": 1, "per_second_at_hop": 31_960_000,
     }  # fmt: skip
