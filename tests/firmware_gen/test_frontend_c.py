@@ -65,11 +65,12 @@ def test_c_equals_python(tmp_path, signals, name, mode):
             )
 
 
-@pytest.mark.parametrize("window_length", [401, 300])
-def test_other_window_lengths_equal_python(tmp_path, signals, window_length):
-    """The C front end's odd-window branch (last FFT input pair half empty) and a window that
-    leaves the first FFT stage's last quarter of inputs empty and the third partly empty."""
-    cfg = FrontendConfig(window_length=window_length)
+@pytest.mark.parametrize("window_length, fft_size", [(401, 512), (300, 512), (500, 2048)])
+def test_other_shapes_equal_python(tmp_path, signals, window_length, fft_size):
+    """The C front end's odd-window branch (last FFT input pair half empty), a window that leaves
+    the first FFT stage's last quarter of inputs empty and the third partly empty, and a larger
+    FFT (five radix-4 stages)."""
+    cfg = FrontendConfig(window_length=window_length, fft_size=fft_size)
     exe = build_frontend_cli(cfg, tmp_path, sanitize=True)
     names = list(signals)[:60]
     got = run_frontend_cli(exe, [signals[n] for n in names], cfg, "clip")
