@@ -293,7 +293,8 @@ def float_check(rows: list[dict], benchmark: dict | None) -> dict:
     worst = max((max(abs(d["auc"]), abs(d["pauc"])) for d in diffs.values()), default=0.0)
     status = "equal" if worst == 0.0 else f"differs (largest |difference| {worst:.2e})"
     return {"status": status if diffs else "no matching seed-0 runs", "benchmark_date":
-            benchmark.get("date"), "differences": diffs, "missing": missing}  # fmt: skip
+            benchmark.get("date"), "benchmark_source": benchmark.get("source", "anomaly.json"),
+            "differences": diffs, "missing": missing}  # fmt: skip
 
 
 def summarise(rows: list[dict], meta: dict, benchmark: dict | None) -> dict:
@@ -516,7 +517,8 @@ def _benchmark(path: Path) -> dict | None:
         made = json.loads((path / "corpus" / "corpus.json").read_text())
         runs = [json.loads(line)["result"] for line in (path / "jobs.jsonl").open()]
         return {
-            "date": f"finished jobs in {path / 'jobs.jsonl'}",
+            "date": "the finished jobs of a running benchmarks/anomaly.py",
+            "source": str(path / "jobs.jsonl"),
             "corpus": {
                 "size": made["size"]["name"],
                 "generator_version": made["generator_version"],

@@ -156,4 +156,5 @@ def test_float_check_reads_a_running_benchmarks_work_folder(tmp_path):
     rows = [_row("dense_ae", "fan", 0.7), _row("dense_ae", "pump", 0.7)]
     check = ad.float_check(rows, bm)
     assert check["status"] == "equal" and check["missing"] == ["dense_ae/pump"]
-    assert ad._check_words(check, 2).startswith("equal on the 1 of 2 runs it has, from finished")
+    assert ad._check_words(check, 2).startswith("equal on the 1 of 2 runs it has, from the fin")
+    assert check["benchmark_source"] == str(tmp_path / "jobs.jsonl")
