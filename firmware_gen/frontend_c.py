@@ -61,6 +61,16 @@ def split_twiddles(cos_q30: np.ndarray) -> np.ndarray:
     return (2 * pairs).ravel().astype(np.int32)
 
 
+def power_needs_64_bits(window_q15: np.ndarray) -> bool:
+    """Whether the C front end must keep P = |Y|^2 >> 16 in 64 bits for this window: |Y| <= 2 S
+    with S = sum of the window (block normalisation brings every frame's peak to full scale, so
+    any input, however quiet, can reach it), so P < 2^32 needs 4 (S + margin)^2 < 2^48; the
+    margin covers the FFT's roundings. Windows up to about 512 samples fit 32 bits (the faster
+    path on a 32-bit core); longer ones, like the anomaly task's 1024, need 64."""
+    s = int(np.abs(window_q15.astype(np.int64)).sum()) + 64
+    return 4 * s * s >= 2**48
+
+
 def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
     """Write the front end for ``cfg`` into the package folder ``out_dir``.
 
@@ -80,6 +90,7 @@ def write_frontend(cfg: FrontendConfig, out_dir: str | Path) -> list[Path]:
         "cfg_hash": cfg.short_hash,
         "tables": tables,
         "n_mel_weights": len(tables.mel.weights),
+        "power_64": power_needs_64_bits(tables.window),
         "fft_twiddles": fft_twiddles(tables.cos),
         "split_twiddles": split_twiddles(tables.cos),
         # the first FFT stage reads the inputs of its butterfly r at digit_reverse[r], r < N/8

@@ -9,6 +9,7 @@ import pytest
 
 from firmware_gen.frontend_c import FRONTEND_FILES, check_split_symmetry, write_frontend
 from firmware_gen.host_build import build_frontend_cli, run_frontend_cli
+from model_dev.anomaly.data import ANOMALY_FRONTEND
 from model_dev.frontend import Frontend, FrontendConfig, cos_q30
 from model_dev.synth import synthesize_clip
 from tests.signals import edge_signals
@@ -28,6 +29,8 @@ CONFIGS = {
         log2_steps=5,
         log_offset=150,
     ),
+    # the anomaly task's: a 1024-sample window, whose power values need 64 bits
+    "anomaly": ANOMALY_FRONTEND,
 }
 
 

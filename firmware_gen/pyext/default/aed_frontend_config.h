@@ -16,6 +16,8 @@
 #define AED_FE_N_MEL_WEIGHTS 452
 #define AED_FE_LOG2_STEPS 6
 #define AED_FE_LOG_OFFSET 148
+/* 1: the window's sum needs 64-bit power values (firmware_gen.frontend_c.power_needs_64_bits). */
+#define AED_FE_POWER_64 0
 /* Dequantised feature = (q - AED_FE_ZERO_POINT) / AED_FE_SCALE_INV = log2(2 S), S the mel power of x / 32768. */
 #define AED_FE_SCALE_INV 6
 #define AED_FE_ZERO_POINT 32

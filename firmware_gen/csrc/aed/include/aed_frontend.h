@@ -25,13 +25,20 @@ extern const int16_t aed_fe_mel_weights[AED_FE_N_MEL_WEIGHTS];
  * log2_steps, rounded from Q16 */
 extern const uint8_t aed_fe_log_frac[256];
 
+/* Power spectrum values: 32 bits while the window allows it (AED_FE_POWER_64 = 0), else 64. */
+#if AED_FE_POWER_64
+typedef uint64_t aed_fe_power_t;
+#else
+typedef uint32_t aed_fe_power_t;
+#endif
+
 /* State of one front end: the sample history for streaming plus FFT scratch (about 4 KB).
  * Not shared between threads; use one per audio stream. */
 typedef struct {
     int16_t history[AED_FE_WINDOW_LENGTH];
     size_t fill;
     int32_t z[AED_FE_FFT_SIZE]; /* FFT data: re, im interleaved */
-    uint32_t power[AED_FE_N_BINS];
+    aed_fe_power_t power[AED_FE_N_BINS];
 } aed_frontend_t;
 
 /* Reset the streaming history. */

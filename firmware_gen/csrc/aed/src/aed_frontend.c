@@ -62,12 +62,12 @@ static inline uint32_t aed_load_pair(const int16_t *p)
 }
 #endif
 
-/* P = (re^2 + im^2) >> 16 as uint32. |Y| <= 2S, so P < 2^32 needs S < 2^23 (windows up to about
- * 512 samples; the default is 2^22.7). Longer windows overflow it here while the reference keeps
- * int64: a known limit that model_dev/frontend.py does not refuse yet. */
-static inline uint32_t aed_power(int32_t re, int32_t im)
+/* P = (re^2 + im^2) >> 16. |Y| <= 2S, so P < 2^32 when S < 2^23 (windows up to about 512
+ * samples; the default is 2^22.7); longer windows keep P in 64 bits, as the reference does
+ * (AED_FE_POWER_64, chosen by the generator from the window). */
+static inline aed_fe_power_t aed_power(int32_t re, int32_t im)
 {
-    return (uint32_t)(((int64_t)re * re + (int64_t)im * im) >> AED_POWER_SHIFT);
+    return (aed_fe_power_t)(((int64_t)re * re + (int64_t)im * im) >> AED_POWER_SHIFT);
 }
 
 /* One radix-4 butterfly on (ar, ai), written back (x4) to the complex values 0, q, 2q, 3q of z.
@@ -296,7 +296,7 @@ static int aed_power_spectrum(aed_frontend_t *fe, const int16_t *x)
      * (|2 d| <= 4 S < 2^30) the products are 4 X, rounded like the FFT's (aed_round_q32). */
     {
         const int32_t *a = &z[2], *b = &z[2 * (AED_FFT_HALF - 1)], *cs = aed_fe_split_twiddles_q30;
-        uint32_t *pa = &fe->power[1], *pb = &fe->power[AED_FFT_HALF - 1];
+        aed_fe_power_t *pa = &fe->power[1], *pb = &fe->power[AED_FFT_HALF - 1];
         for (; pa != pb; a += 2, b -= 2, cs += 2, pa++, pb--) { /* bins k = 1 .. N/4 - 1 */
             const int32_t c2 = cs[0], s2 = cs[1]; /* stored doubled */
             const int32_t ar = a[0], ai = a[1], br = b[0], bi = b[1];
@@ -367,7 +367,7 @@ void aed_frontend_frame(aed_frontend_t *fe, const int16_t *samples, int8_t *out)
     for (m = 0; m < AED_FE_N_MELS; m++) {
         /* E = sum of w p over the band's bins (Q15 weights >= 0, 64-bit sum); every band has
          * at least one bin (model_dev/frontend.py refuses empty ones) */
-        const uint32_t *p = &fe->power[aed_fe_mel_start[m]];
+        const aed_fe_power_t *p = &fe->power[aed_fe_mel_start[m]];
         const int16_t *end = w + aed_fe_mel_length[m];
         uint64_t e = 0;
         AED_UNROLL2
