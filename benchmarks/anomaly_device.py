@@ -473,9 +473,12 @@ def report(r: dict) -> str:
             f"{c['per_second_at_hop'] / 1e6:.2f} M |"
         )
     if r["cortex_m4"]:
-        fe = next(iter(r["cortex_m4"].values()))["frontend_per_frame"]
-        lines += ["", f"Front end: {fe:,} instructions per frame (1024-sample frames, hop 512, "
-                  "2048-point FFT, 128 mel bands)."]  # fmt: skip
+        fe = sorted(c["frontend_per_frame"] for c in r["cortex_m4"].values())
+        c = next(iter(r["cortex_m4"].values()))
+        frames_s = c["inferences_per_second"] * c["hop_frames"]
+        lines += ["", f"Front end: {fe[0]:,}-{fe[-1]:,} instructions per frame (the packages' "
+                  "golden clips differ; 1024-sample frames, hop 512, 2048-point FFT, 128 mel "
+                  f"bands), {frames_s * fe[-1] / 1e6:.2f} M per second of audio."]  # fmt: skip
     lines += ["", "Not on the device: " + "; ".join(
         f"`{m}` ({why})" for m, why in r["not_deployed"].items()) + "."]  # fmt: skip
     lines += [

@@ -37,6 +37,7 @@ def _cost() -> dict:
         "library_flash_bytes": 300000,
         "activation_bytes": 512, "frontend_per_frame": 110000, "model_per_inference": 900000,
         "score_per_window": 13000, "hop_frames": 1, "per_second_at_hop": 31_960_000,
+        "inferences_per_second": 31.25,
     }  # fmt: skip
 
 
@@ -105,6 +106,7 @@ def test_report_shows_float_int8_device_costs_and_anchors(tmp_path):
     assert "| dense_ae | **mean** | 0.750 | 0.752 | 0.601 |" in text
     assert "NOT every" in text and "NOT equal to" in text
     assert "| 900,000 | 13,000 | 1 | 31.96 M |" in text
+    assert "Front end: 110,000-110,000 instructions per frame" in text and "3.44 M per" in text
     assert "277 KB" in text and "6.9 ms" in text and "MicroNet" in text
     assert "`vae` (host-only method)" in text
     docs = tmp_path / "benchmarks.md"
