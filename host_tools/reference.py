@@ -61,6 +61,11 @@ def host_reference(
     ]
 
 
+def _shape_mismatch(what: str, host: np.ndarray, device: np.ndarray) -> dict:
+    h, d = list(host.shape), list(device.shape)
+    return {"what": what, "host": h, "device": d, "message": f"{what} shape: host {h}, device {d}"}
+
+
 def compare(ref: Reference, got: ClassifyResult, labels: Sequence[str]) -> dict | None:
     """The first difference between the host reference and the device's answer, or None.
 
@@ -118,12 +123,7 @@ def compare(ref: Reference, got: ClassifyResult, labels: Sequence[str]) -> dict 
         ("decisions", ref.decisions[None], got.decisions[None]),
     ):
         if h.shape != d.shape:
-            return {
-                "what": what,
-                "host": list(h.shape),
-                "device": list(d.shape),
-                "message": f"{what} shape: host {list(h.shape)}, device {list(d.shape)}",
-            }
+            return _shape_mismatch(what, h, d)
         diff = np.argwhere(h != d)
         if len(diff):
             window, c = (int(v) for v in diff[0])
@@ -162,12 +162,7 @@ def _compare_anomaly(ref: Reference, got: ClassifyResult) -> dict | None:
         ("decisions", ref.decisions, got.decisions),
     ):
         if h.shape != d.shape:
-            return {
-                "what": what,
-                "host": list(h.shape),
-                "device": list(d.shape),
-                "message": f"{what} shape: host {list(h.shape)}, device {list(d.shape)}",
-            }
+            return _shape_mismatch(what, h, d)
         diff = np.flatnonzero(h != d)
         if not len(diff):
             continue

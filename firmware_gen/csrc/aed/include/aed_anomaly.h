@@ -54,6 +54,10 @@
 /* An int8 model output value requantised to the input's scale and zero point (clamped). */
 int8_t aed_anomaly_requantize(int8_t y);
 
+/* Sum over n values of (target - requantised output)^2: the reconstruction error of the
+ * autoencoders and the next-frame predictor's error (n * 255^2 must stay below 2^32). */
+uint32_t aed_anomaly_squared_error(const int8_t *target, const int8_t *output, size_t n);
+
 /* Integer anomaly score of one window: `window` = the model input (AED_POST_WINDOW_BYTES int8,
  * time-major, as aed_post hands it out), `output` = the model's int8 output for it. */
 uint32_t aed_anomaly_window_score(const int8_t *window, const int8_t *output);

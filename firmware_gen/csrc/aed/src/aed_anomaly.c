@@ -46,15 +46,20 @@ int8_t aed_anomaly_requantize(int8_t y)
 /* Sum of squared reconstruction errors at the input scale. */
 uint32_t aed_anomaly_window_score(const int8_t *window, const int8_t *output)
 {
+    return aed_anomaly_squared_error(window, output, AED_POST_WINDOW_BYTES);
+}
+#endif
+
+uint32_t aed_anomaly_squared_error(const int8_t *target, const int8_t *output, size_t n)
+{
     uint32_t sum = 0;
     size_t i;
-    for (i = 0; i < AED_POST_WINDOW_BYTES; i++) {
-        const int32_t d = (int32_t)window[i] - aed_anomaly_requantize(output[i]);
+    for (i = 0; i < n; i++) {
+        const int32_t d = (int32_t)target[i] - aed_anomaly_requantize(output[i]);
         sum += (uint32_t)(d * d);
     }
     return sum;
 }
-#endif
 
 void aed_anomaly_clip_init(aed_anomaly_clip_t *c)
 {

@@ -22,13 +22,7 @@
 uint32_t aed_anomaly_window_score(const int8_t *window, const int8_t *output)
 {
     const int8_t *target = window + AED_ANOMALY_PRED_CONTEXT * AED_FE_N_MELS;
-    uint32_t sum = 0;
-    size_t i;
-    for (i = 0; i < AED_ANOMALY_PRED_VALUES; i++) {
-        const int32_t d = (int32_t)target[i] - aed_anomaly_requantize(output[i]);
-        sum += (uint32_t)(d * d);
-    }
-    return sum;
+    return aed_anomaly_squared_error(target, output, AED_ANOMALY_PRED_VALUES);
 }
 #endif /* AED_ANOMALY_METHOD_CAUSAL_CONV */
 
