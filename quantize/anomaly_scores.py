@@ -122,11 +122,10 @@ def predictor_window_scores(
     ``windows_q`` int8 ``[N, T, n_mels]``, ``outputs_q`` int8 ``[N, (T - k + 1) * n_mels]``
     (or ``[N, T - k + 1, n_mels]``); the context ``k`` follows from the two shapes.
     """
-    x = np.asarray(windows_q, np.int64)
-    n, t, f = x.shape
-    y = requantize(outputs_q, scales).reshape(n, -1, f)
-    k = t - y.shape[1] + 1
-    return ((x[:, k:] - y[:, : t - k]) ** 2).sum(axis=(1, 2))
+    n, t, f = np.shape(windows_q)
+    y = np.asarray(outputs_q).reshape(n, -1, f)
+    k = t - y.shape[1] + 1  # frames k..t-1 are predicted by output rows 0..t-k-1
+    return integer_window_scores(np.asarray(windows_q)[:, k:], y[:, : t - k], scales)
 
 
 def scales_of(meta_or_info) -> tuple[float, int, float, int]:
