@@ -70,9 +70,10 @@ METHOD_ORDER = (
     "dense_ae", "dense_ae_small", "id_classifier", "causal_conv", "group_made", "vae",
     "conv_vae", "transformer", "isolation_forest", "ocsvm", "sgd_ocsvm", "supervised",
 )  # fmt: skip
-DISTILL_ARMS = {"none": (0.0, 0.0), "kd": (1.0, 0.0), "iusp": (0.0, 1.0)}
+#: Student arms: no distillation and two of ``model_dev.anomaly.training.DISTILL_ARMS``.
+STUDENT_ARMS = ("none", "kd", "iusp")
 #: Rows built on a method's code: stale when only that method is re-measured (``--methods``).
-DEPENDENT = {"id_classifier": ("id_teacher", *(f"id_student_{a}" for a in DISTILL_ARMS))}
+DEPENDENT = {"id_classifier": ("id_teacher", *(f"id_student_{a}" for a in STUDENT_ARMS))}
 #: ``--methods`` name of the distillation phase (teachers, then the student arms).
 DISTILL = "distillation"
 ZERO_SHOT_SOURCE = "id_00"
@@ -121,6 +122,7 @@ def _job(args: tuple) -> dict:
     torch.set_num_threads(1)
     from model_dev.anomaly.detectors import METHODS
     from model_dev.anomaly.pipeline import only_ids, train_detector
+    from model_dev.anomaly.training import DISTILL_ARMS
 
     kind, method, mtype, seed, work, quick = args
     data = _data(work, mtype)
@@ -147,13 +149,12 @@ def _job(args: tuple) -> dict:
     if kind == "student":
         teacher = torch.load(work / f"teacher-{mtype}.pt", weights_only=True)
         cfg = _cfg("id_classifier", seed, quick)  # the same settings as id_classifier
-        arm = DISTILL_ARMS[method]
         record = train_detector(
             "id_classifier",
             data,
             cfg,
             teacher=None if method == "none" else teacher,
-            distill=arm,
+            distill=DISTILL_ARMS.get(method, (0.0, 0.0)),
             progress=False,
         )
         row = {"method": f"id_student_{method}", "deployable": True} | base
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for s in seeds:  # seed by seed, so a partial run holds complete seeds
         jobs += [("method", m, t, s, work, a.quick) for m in METHOD_ORDER for t in types]
-        jobs += [("student", arm, t, s, work, a.quick) for arm in DISTILL_ARMS for t in types]
+        jobs += [("student", arm, t, s, work, a.quick) for arm in STUDENT_ARMS for t in types]
         jobs += [("zero_shot", "dense_ae", t, s, work, a.quick) for t in types]
     if remeasured and not a.partial:
         chosen = [j for j in jobs if j[0] == "method" and j[1] in remeasured]

@@ -18,6 +18,7 @@ from model_dev.anomaly import detectors as det
 from model_dev.anomaly.data import ANOMALY_FRONTEND, MachineSet, load_machines, machine_features
 from model_dev.anomaly.metrics import fit_threshold
 from model_dev.anomaly.training import (
+    DISTILL_ARMS,
     Distilled,
     FitConfig,
     fit_network,
@@ -231,12 +232,29 @@ def train_detector(
                 state_path=state_path,
                 desc=f"{method} {data.machine_type}",
             )
+        if teacher is not None:
+            record["distill"] = {"terms": dict(zip(("kd", "iusp"), distill, strict=True))}
+            record["distill"]["weights"] = trainee.weights
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         record |= {"state": state, "state_dict_sha256": state_dict_sha256(state)}
         record |= {"spec": det.network_spec(model), "losses": losses}
     val_scores = score_record(record, data.val, data.val_ids, data.silence, cfg.device)
     record["threshold"] = json_finite(fit_threshold(val_scores))
     return record
+
+
+def _teachers(path: str | Path, method: str, distill: str, frontend_hash: str) -> dict:
+    """The per-type records of a distillation teacher checkpoint, checked against the student."""
+    if method != "id_classifier":
+        raise ValueError(f"--teacher: only id_classifier is distilled, not {method!r}")
+    if distill not in DISTILL_ARMS:
+        raise ValueError(f"distill {distill!r}: choose from {', '.join(DISTILL_ARMS)}")
+    ckpt = load_anomaly_checkpoint(path)
+    if ckpt["method"] != "id_classifier":
+        raise ValueError(f"{path}: a {ckpt['method']} checkpoint, not an id_classifier teacher")
+    if ckpt["frontend_hash"] != frontend_hash:
+        raise ValueError(f"{path}: trained on another front end than this data's features")
+    return ckpt["detectors"]
 
 
 def load_network(record: dict) -> torch.nn.Module:
@@ -318,6 +336,9 @@ def train_anomaly(
     ids: list[str] | None = None,
     cfg: FitConfig | None = None,
     init: str | Path | None = None,
+    size: str = "student",
+    teacher: str | Path | None = None,
+    distill: str = "kd",
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
@@ -341,6 +362,13 @@ def train_anomaly(
         Training settings (seed, epochs, device, ...); default ``FitConfig()``.
     init : str or Path, optional
         Checkpoint of the same method to fine-tune from (per type).
+    size : {"student", "medium", "teacher"}
+        ID-classifier network size (``"teacher"``: the distillation teacher).
+    teacher : str or Path, optional
+        An ``id_classifier`` checkpoint (same machine types, IDs and front end) to distil
+        into this ``id_classifier`` per type.
+    distill : str
+        A key of :data:`~model_dev.anomaly.training.DISTILL_ARMS` (with ``teacher``).
     cache_dir : str or Path, optional
         Feature cache (default ``<root>/.features``).
     progress : bool
@@ -353,28 +381,40 @@ def train_anomaly(
     """
     if method not in det.METHODS:
         raise ValueError(f"unknown anomaly method {method!r}; methods: {', '.join(det.METHODS)}")
+    if size != "student" and method not in ("id_classifier", "supervised"):
+        raise ValueError(f"size {size!r}: only id_classifier and supervised come in sizes")
     out = Path(out)
     cfg = cfg or FitConfig()
     ms, fs = prepare(kind, root, cache_dir or Path(root) / ".features", progress=progress)
     start = load_anomaly_checkpoint(init)["detectors"] if init else {}
+    teachers = _teachers(teacher, method, distill, fs.config.hash) if teacher else {}
+    datas = {t: type_data(ms, fs, t) for t in types or ms.types}
+    datas = {t: only_ids(d, ids) for t, d in datas.items()} if ids else datas
+    for mtype, data in datas.items():  # before any training: a wrong teacher costs nothing
+        if teacher and teachers.get(mtype, {}).get("ids") != list(data.ids):
+            raise ValueError(
+                f"{teacher}: no {mtype} detector for machine IDs {list(data.ids)} "
+                f"(it has {sorted(teachers)}; train the teacher on the same data)"
+            )
     state_dir = out.with_name(out.name + ".state")
     state_dir.mkdir(parents=True, exist_ok=True)
     records = {}
-    for mtype in types or ms.types:
-        data = type_data(ms, fs, mtype)
-        if ids:
-            data = only_ids(data, ids)
+    for mtype, data in datas.items():
         records[mtype] = train_detector(
             method,
             data,
             cfg,
             init=start.get(mtype),
+            teacher=teachers.get(mtype),
+            distill=DISTILL_ARMS[distill] if teacher else (0.0, 0.0),
+            size=size,
             progress=progress,
             state_path=state_dir / f"{mtype}.pt",
         )
     meta = {"frontend": fs.config.to_dict(), "frontend_hash": fs.config.hash}
     meta |= {"fit_config": cfg.to_dict(), "dataset": {"kind": kind, "root": str(root)}}
-    meta |= {"init": str(init) if init else None, "train_ids": ids}
+    meta |= {"init": str(init) if init else None, "train_ids": ids, "size": size}
+    meta |= {"teacher": str(teacher), "distill": distill} if teacher else {}
     save_checkpoint(out, records, meta)
     for f in state_dir.glob("*.pt"):
         f.unlink()

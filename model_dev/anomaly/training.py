@@ -69,6 +69,11 @@ def window_batch(
     return np.concatenate(wins).astype(np.float32), np.asarray(ys)[owner], owner
 
 
+#: Distillation arms of the ID classifier: weights of the (kd, iusp) terms, each then balanced
+#: by gradient size against the cross-entropy.
+DISTILL_ARMS = {"kd": (1.0, 0.0), "iusp": (0.0, 1.0), "kd+iusp": (1.0, 1.0)}
+
+
 class Distilled(nn.Module):
     """A student ID classifier trained with a frozen teacher (kd and/or iusp terms)."""
 

@@ -112,3 +112,32 @@ def test_zero_shot_and_fine_tune_across_ids(tiny_corpus: Path, tmp_path: Path) -
     assert b["ids"] == ["id_00", "id_02", "id_04"]
     for k in a:
         torch.testing.assert_close(a[k], b["state"][k], rtol=0, atol=0)
+
+
+def test_teacher_then_distilled_student(tiny_corpus: Path, trained: Path, tmp_path: Path) -> None:
+    kw = {"types": ["valve"], "cache_dir": tiny_corpus.parent / "cache", "progress": False}
+    cfg = FitConfig(epochs=1, batch_size=64, device="cpu", max_windows=256)
+    teacher = train_anomaly(
+        tiny_corpus, tmp_path / "t.pt", "id_classifier", size="teacher", cfg=cfg, **kw
+    )
+    student = train_anomaly(
+        tiny_corpus, tmp_path / "s.pt", "id_classifier", teacher=teacher, distill="kd+iusp",
+        cfg=cfg, **kw,
+    )  # fmt: skip
+    ckpt = load_anomaly_checkpoint(student)
+    assert (ckpt["teacher"], ckpt["distill"], ckpt["size"]) == (str(teacher), "kd+iusp", "student")
+    rec = ckpt["detectors"]["valve"]
+    assert rec["distill"]["terms"] == {"kd": 1.0, "iusp": 1.0}
+    assert set(rec["distill"]["weights"]) == {"kd", "iusp"}
+    assert all(w > 0 for w in rec["distill"]["weights"].values())  # balanced by gradient size
+    big = load_anomaly_checkpoint(teacher)["detectors"]["valve"]["state"]
+    assert 5 * sum(v.numel() for v in rec["state"].values()) < sum(v.numel() for v in big.values())
+    # a wrong teacher is named before any training, and nothing is written
+    with pytest.raises(ValueError, match="dense_ae_small checkpoint, not an id_classifier"):
+        train_anomaly(tiny_corpus, tmp_path / "x.pt", "id_classifier", teacher=trained, **kw)
+    with pytest.raises(ValueError, match="t.pt: no pump detector"):
+        kw["types"] = ["pump"]
+        train_anomaly(tiny_corpus, tmp_path / "x.pt", "id_classifier", teacher=teacher, **kw)
+    with pytest.raises(ValueError, match="size 'teacher': only id_classifier and supervised"):
+        train_anomaly(tiny_corpus, tmp_path / "x.pt", "dense_ae", size="teacher", **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt", "t.pt"]
