@@ -115,6 +115,30 @@ def _summary(record: dict, data) -> dict:
     }
 
 
+def train_teacher(data, seed: int, quick: bool) -> dict:
+    """The ID-classifier teacher of one machine type (seed 0 in this benchmark)."""
+    from model_dev.anomaly.pipeline import train_detector
+
+    cfg = replace(_cfg("id_classifier", seed, quick), epochs=2 if quick else EPOCHS["id_teacher"])
+    return train_detector("id_classifier", data, cfg, size="teacher", progress=False)
+
+
+def train_student(data, arm: str, teacher: dict, seed: int, quick: bool) -> dict:
+    """An ID-classifier student (``arm``: one of :data:`STUDENT_ARMS`), with the settings of
+    the undistilled ``id_classifier``."""
+    from model_dev.anomaly.pipeline import train_detector
+    from model_dev.anomaly.training import DISTILL_ARMS
+
+    return train_detector(
+        "id_classifier",
+        data,
+        _cfg("id_classifier", seed, quick),
+        teacher=None if arm == "none" else teacher,
+        distill=DISTILL_ARMS.get(arm, (0.0, 0.0)),
+        progress=False,
+    )
+
+
 def _job(args: tuple) -> dict:
     """One job: train and evaluate; returns the run entry (or entries, for zero-shot)."""
     import torch
@@ -122,7 +146,6 @@ def _job(args: tuple) -> dict:
     torch.set_num_threads(1)
     from model_dev.anomaly.detectors import METHODS
     from model_dev.anomaly.pipeline import only_ids, train_detector
-    from model_dev.anomaly.training import DISTILL_ARMS
 
     kind, method, mtype, seed, work, quick = args
     data = _data(work, mtype)
@@ -139,24 +162,13 @@ def _job(args: tuple) -> dict:
         row |= base | _summary(record, data) | {"train_s": time.perf_counter() - t0}
         return row
     if kind == "teacher":
-        cfg = replace(
-            _cfg("id_classifier", seed, quick), epochs=2 if quick else EPOCHS["id_teacher"]
-        )
-        record = train_detector("id_classifier", data, cfg, size="teacher", progress=False)
+        record = train_teacher(data, seed, quick)
         torch.save(record, work / f"teacher-{mtype}.pt")
         row = {"method": "id_teacher", "deployable": False} | base | _summary(record, data)
         return row | {"train_s": time.perf_counter() - t0}
     if kind == "student":
         teacher = torch.load(work / f"teacher-{mtype}.pt", weights_only=True)
-        cfg = _cfg("id_classifier", seed, quick)  # the same settings as id_classifier
-        record = train_detector(
-            "id_classifier",
-            data,
-            cfg,
-            teacher=None if method == "none" else teacher,
-            distill=DISTILL_ARMS.get(method, (0.0, 0.0)),
-            progress=False,
-        )
+        record = train_student(data, method, teacher, seed, quick)
         row = {"method": f"id_student_{method}", "deployable": True} | base
         return row | _summary(record, data) | {"train_s": time.perf_counter() - t0}
     # zero-shot: train on one ID, apply to the others, then fine-tune on each of them

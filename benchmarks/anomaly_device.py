@@ -1,9 +1,9 @@
 """Anomaly detection on the device (issue 16): float vs int8 vs on-device AUC/pAUC, sizes and
 Cortex-M4 instructions of every deployable method, on the benchmark's machine corpus.
 
-For each method that ``aedfw quantize`` converts (:data:`quantize.anomaly.QUANTIZABLE`) and each
-machine type of the synthetic machine corpus (default size, seed 0, the generator version of
-this code), one job:
+For each method that ``aedfw quantize`` converts (:data:`quantize.anomaly.QUANTIZABLE`), the
+benchmark's best deployable detector (:data:`STUDENTS`), and each machine type of the synthetic
+machine corpus (default size, seed 0, the generator version of this code), one job:
 
 1. trains the detector with exactly the settings ``benchmarks/anomaly.py`` uses for training
    seed 0 (its ``_data``, ``_cfg``, ``_summary``: same corpus split, epochs, batch, windows, one
@@ -75,6 +75,10 @@ COST_TYPE = "fan"
 COST_CLIPS = 4
 #: Methods in the order they run for each machine type (cheapest first).
 ORDER = ("dense_ae_small", "group_made", "dense_ae", "causal_conv", "id_classifier")
+#: The benchmark's distilled ID-classifier students (teacher, then student, as
+#: ``benchmarks/anomaly.py`` trains them): the same network as ``id_classifier``, so the same
+#: Cortex-M4 cost, not measured twice.
+STUDENTS = ("id_student_kd",)
 #: Quoted in issue 16 (not measured here).
 ANCHORS = [
     ("MLPerf Tiny anomaly (ToyCar dense AE, 640 inputs)", "int8 .tflite 277 KB",
@@ -181,8 +185,12 @@ def _job(args: tuple) -> dict:
     here = work / method / mtype
     t0 = time.perf_counter()
     data = bench._data(work, mtype)
-    cfg = bench._cfg(method, SEED, quick)
-    record = train_detector(method, data, cfg, progress=False)
+    cfg = bench._cfg("id_classifier" if method in STUDENTS else method, SEED, quick)
+    if method in STUDENTS:
+        teacher = bench.train_teacher(data, SEED, quick)
+        record = bench.train_student(data, method.removeprefix("id_student_"), teacher, SEED, quick)
+    else:
+        record = train_detector(method, data, cfg, progress=False)
     summary = bench._summary(record, data)
     ckpt = _checkpoint(here / f"{method}.pt", record, corpus, cfg)
     t1 = time.perf_counter()
@@ -225,7 +233,7 @@ def _job(args: tuple) -> dict:
         "quantize_s": t2 - t1,
         "firmware_validate_s": t3 - t2,
     }
-    if mtype == cost_type:
+    if mtype == cost_type and method not in STUDENTS:
         row["cortex_m4"] = cost(fw, model, spec, here / "validation-m4")
         row["cost_s"] = time.perf_counter() - t3
     row["job_s"] = time.perf_counter() - t0
@@ -302,7 +310,7 @@ def summarise(rows: list[dict], meta: dict, benchmark: dict | None) -> dict:
     from quantize.anomaly import QUANTIZABLE
 
     methods = [m for m in bench.METHOD_ORDER if m in QUANTIZABLE]
-    methods += [m for m in QUANTIZABLE if m not in methods]
+    methods += [m for m in QUANTIZABLE if m not in methods] + list(STUDENTS)
     cost_rows = {r["method"]: r for r in rows if "cortex_m4" in r}
     cost_rows = {m: cost_rows[m] for m in methods if m in cost_rows}
     return meta | {
@@ -397,7 +405,9 @@ def report(r: dict) -> str:
         "`aedfw quantize` (full int8, integer window score), `aedfw firmware`, the native device "
         "on a pseudo-terminal and `aedfw validate` of every test clip over the serial link "
         "(features, every window score, the clip mean as (sum, windows) and the decision, byte "
-        "for byte).",
+        "for byte). `id_student_kd` is the KD-distilled ID-classifier student (teacher, then "
+        "student, as that benchmark trains them): the `id_classifier` network, so its "
+        "Cortex-M4 cost is that row's.",
         "",
         f"- Command: `{r['command']}` (resumable; `--merge` puts the figures into "
         "`benchmarks/results/anomaly.json` and rewrites this section)",
@@ -565,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "anomaly-device")
     p.add_argument("--jobs", type=int, default=1, help="parallel jobs (1 torch thread each)")
-    p.add_argument("--methods", help=f"comma-separated, default all: {','.join(QUANTIZABLE)}")
+    p.add_argument(
+        "--methods", help=f"comma-separated, default all: {','.join((*QUANTIZABLE, *STUDENTS))}"
+    )
     p.add_argument("--types", help=f"comma-separated, default all: {','.join(MACHINE_TYPES)}")
     p.add_argument("--quick", action="store_true", help="tiny corpus, 2 epochs (smoke run)")
     p.add_argument("--out", type=Path, default=None, help=f"default results/{RESULT.name}")
@@ -591,12 +603,13 @@ def main(argv: list[str] | None = None) -> int:
         _docs(json.loads(a.out.read_text()))
         return 0
     every = [m for m in ORDER if m in QUANTIZABLE] + [m for m in QUANTIZABLE if m not in ORDER]
+    every += STUDENTS
     methods = a.methods.split(",") if a.methods else every
     types = a.types.split(",") if a.types else list(MACHINE_TYPES)
-    bad = sorted(set(methods) - set(QUANTIZABLE)) + sorted(set(types) - set(MACHINE_TYPES))
+    bad = sorted(set(methods) - set(every)) + sorted(set(types) - set(MACHINE_TYPES))
     if bad:
         raise SystemExit(
-            f"unknown methods or machine types {bad}; methods: {', '.join(QUANTIZABLE)}; "
+            f"unknown methods or machine types {bad}; methods: {', '.join(every)}; "
             f"types: {', '.join(MACHINE_TYPES)}"
         )
     start = time.perf_counter()
