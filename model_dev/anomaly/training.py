@@ -85,6 +85,15 @@ class Distilled(nn.Module):
         self.weights: dict[str, float] | None = None
         self.temperature = 2.0
 
+    def get_extra_state(self) -> dict:
+        """The weights balanced at the first step, kept in the resume file: a resumed run
+        reuses them instead of re-balancing on the half-trained student."""
+        return {"weights": self.weights}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restore :meth:`get_extra_state`."""
+        self.weights = state["weights"]
+
     def _parts(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, feats = self.student(x)
         with torch.no_grad():

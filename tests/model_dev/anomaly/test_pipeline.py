@@ -12,7 +12,13 @@ import torch
 from model_dev.anomaly.detectors import METHODS, build_network
 from model_dev.anomaly.evaluation import evaluate_anomaly
 from model_dev.anomaly.pipeline import load_anomaly_checkpoint, train_anomaly, type_data
-from model_dev.anomaly.training import FitConfig, fit_network, seeded_network, window_batch
+from model_dev.anomaly.training import (
+    Distilled,
+    FitConfig,
+    fit_network,
+    seeded_network,
+    window_batch,
+)
 
 CFG = FitConfig(epochs=2, batch_size=64, device="cpu")
 
@@ -141,3 +147,32 @@ def test_teacher_then_distilled_student(tiny_corpus: Path, trained: Path, tmp_pa
     with pytest.raises(ValueError, match="size 'teacher': only id_classifier and supervised"):
         train_anomaly(tiny_corpus, tmp_path / "x.pt", "dense_ae", size="teacher", **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt", "t.pt"]
+
+
+def test_distilled_resume_keeps_the_balanced_weights(tiny_prepared, tmp_path: Path) -> None:
+    # the kd/iusp weights are set at the first step; a resumed run must reuse them, not
+    # re-balance on the half-trained student
+    data = type_data(*tiny_prepared, "fan")
+    x, y, _ = window_batch(
+        METHODS["id_classifier"].layout, data.train, data.train_ids, data.silence, True
+    )
+    y = y % len(data.ids)  # real IDs only: no pseudo-instances needed here
+    teacher = seeded_network(lambda: build_network("id_classifier", 3, "teacher"), 1, "cpu")
+
+    def run(epochs: int, state: Path | None) -> Distilled:
+        student = seeded_network(lambda: build_network("id_classifier", 3), 0, "cpu")
+        trainee = Distilled(student, teacher, 1.0, 1.0)
+        cfg = FitConfig(epochs=epochs, batch_size=32, device="cpu", max_windows=64)
+        with torch.random.fork_rng(devices=[]):
+            fit_network(trainee, x, y, cfg, progress=False, state_path=state)
+        return trainee
+
+    straight = run(3, None)
+    state = tmp_path / "state.pt"
+    run(1, state)
+    resumed = run(3, state)
+    assert resumed.weights == straight.weights
+    for a, b in zip(
+        straight.student.state_dict().values(), resumed.student.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
