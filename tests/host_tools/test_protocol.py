@@ -453,19 +453,25 @@ void aed_model_run(const int8_t *in, int8_t *out)
 """
 
 
-def toy_scores(windows: np.ndarray) -> np.ndarray:
-    """numpy twin of TEST_MODEL_C: [n, frames, mels] int8 -> [n, classes] int8."""
-    t, m, c = np.ogrid[: windows.shape[1], : windows.shape[2], : len(TEST_MODEL.labels)]
+def toy_engine(windows: np.ndarray, n_out: int) -> np.ndarray:
+    """numpy twin of TEST_MODEL_C: [n, frames, mels] int8 -> [n, n_out] int8."""
+    t, m, c = np.ogrid[: windows.shape[1], : windows.shape[2], :n_out]
     weights = (7 * t + 3 * m + 11 * c) % 5 - 2
     acc = np.einsum("ntm,tmc->nc", windows.astype(np.int64), weights) >> 4
     return np.clip(acc, -128, 127).astype(np.int8)
 
 
-def _write_test_model(build: Path, model: ProtoModel) -> list[Path]:
-    n = len(model.labels)
+def toy_scores(windows: np.ndarray) -> np.ndarray:
+    """The test engine's class scores: [n, frames, mels] int8 -> [n, classes] int8."""
+    return toy_engine(windows, len(TEST_MODEL.labels))
+
+
+def _write_test_engine(build: Path, model: ProtoModel, n_out: int, **config) -> None:
+    """TEST_MODEL_C with ``n_out`` outputs, and aed_config.h from the model plus ``config``
+    (the task's own keys)."""
     files = {
         "aed/include/aed_model.h": TEST_MODEL_H.format(
-            frames=model.window_frames, mels=CFG.n_mels, classes=n
+            frames=model.window_frames, mels=CFG.n_mels, classes=n_out
         ),
         "aed/src/aed_model.c": TEST_MODEL_C,
     }
@@ -474,20 +480,23 @@ def _write_test_model(build: Path, model: ProtoModel) -> list[Path]:
         write_if_changed(build / name, text)
     context = {
         "labels": model.labels,
-        "thresholds": (0.5,) * n,
         "thresholds_q": model.thresholds_q,
         "model_hash": model.model_hash,
         "frontend_hash": CFG.hash,
-        "output_scale": "0.00390625",
-        "output_zero_point": -128,
         "window_frames": model.window_frames,
         "hop_frames": model.window_hop_frames,
-        "task": "tagging",
-        "score": "probability",
-        "task_defines": {},  # tagging's device-side post-processing needs no constants
         "n_golden": 0,
     }
-    write_rendered(build, "aed/include/aed_config.h", {"test": "protocol"}, **context)
+    write_rendered(build, "aed/include/aed_config.h", {"test": "protocol"}, **context, **config)
+
+
+def _write_test_model(build: Path, model: ProtoModel) -> list[Path]:
+    n = len(model.labels)
+    _write_test_engine(
+        build, model, n, thresholds=(0.5,) * n, output_scale="0.00390625", output_zero_point=-128,
+        task="tagging", score="probability",
+        task_defines={},  # tagging's device-side post-processing needs no constants
+    )  # fmt: skip
     copy_source("aed/include/aed_post.h", build)
     return [build / "aed/src/aed_model.c", copy_source("aed/src/aed_post.c", build)]
 
@@ -636,46 +645,23 @@ def _write_anomaly_test_model(build: Path, model: ProtoModel) -> list[Path]:
     from firmware_gen.package import TASK_SOURCES, _anomaly_defines, _c_value
 
     n_out = model.window_frames * CFG.n_mels
-    files = {
-        "aed/include/aed_model.h": TEST_MODEL_H.format(
-            frames=model.window_frames, mels=CFG.n_mels, classes=n_out
-        ),
-        "aed/src/aed_model.c": TEST_MODEL_C,
-    }
-    for name, text in files.items():
-        (build / name).parent.mkdir(parents=True, exist_ok=True)
-        write_if_changed(build / name, text)
     meta = SimpleNamespace(
         method=model.method, machine_type=model.machine_type, thresholds_q=model.thresholds_q,
         input_scale=1.0, input_zero_point=0, output_scale=1.0, output_zero_point=0, frontend=CFG,
     )  # fmt: skip
-    context = {
-        "labels": model.labels,
-        "thresholds": (1.0,),
-        "thresholds_q": model.thresholds_q,
-        "model_hash": model.model_hash,
-        "frontend_hash": CFG.hash,
-        "output_scale": "1.0",
-        "output_zero_point": 0,
-        "window_frames": model.window_frames,
-        "hop_frames": model.window_hop_frames,
-        "task": "anomaly",
-        "score": model.score,
-        "task_defines": {k: _c_value(v) for k, v in _anomaly_defines(meta, (1, n_out)).items()},
-        "n_golden": 0,
-    }
-    write_rendered(build, "aed/include/aed_config.h", {"test": "protocol"}, **context)
+    defines = _anomaly_defines(meta, (1, n_out))
+    _write_test_engine(
+        build, model, n_out, thresholds=(1.0,), output_scale="1.0", output_zero_point=0,
+        task="anomaly", score=model.score,
+        task_defines={k: _c_value(v) for k, v in defines.items()},
+    )  # fmt: skip
     copied = [copy_source(name, build) for name in TASK_SOURCES["anomaly"]]
     return [build / "aed/src/aed_model.c", *(p for p in copied if p.suffix == ".c")]
 
 
 def toy_reconstruction(windows: np.ndarray) -> np.ndarray:
-    """numpy twin of TEST_MODEL_C with one output per window value: [n, frames * mels] int8."""
-    frames, mels = windows.shape[1:]
-    t, m, c = np.ogrid[:frames, :mels, : frames * mels]
-    weights = (7 * t + 3 * m + 11 * c) % 5 - 2
-    acc = np.einsum("ntm,tmc->nc", windows.astype(np.int64), weights) >> 4
-    return np.clip(acc, -128, 127).astype(np.int8)
+    """The test engine with one output per window value: [n, frames * mels] int8."""
+    return toy_engine(windows, windows.shape[1] * windows.shape[2])
 
 
 ANOMALY_CLIPS = [0, 399, 400, 400 + 3 * 160, 400 + 4 * 160, 400 + 5 * 160, 9000]
