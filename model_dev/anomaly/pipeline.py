@@ -243,8 +243,11 @@ def train_detector(
     return record
 
 
-def _teachers(path: str | Path, method: str, distill: str, frontend_hash: str) -> dict:
-    """The per-type records of a distillation teacher checkpoint, checked against the student."""
+def _teachers(
+    path: str | Path, method: str, distill: str, frontend_hash: str, datas: dict[str, TypeData]
+) -> dict:
+    """The per-type records of a distillation teacher checkpoint, checked against the student
+    and its data (before any training: a wrong teacher costs nothing)."""
     if method != "id_classifier":
         raise ValueError(f"--teacher: only id_classifier is distilled, not {method!r}")
     if distill not in DISTILL_ARMS:
@@ -254,7 +257,14 @@ def _teachers(path: str | Path, method: str, distill: str, frontend_hash: str) -
         raise ValueError(f"{path}: a {ckpt['method']} checkpoint, not an id_classifier teacher")
     if ckpt["frontend_hash"] != frontend_hash:
         raise ValueError(f"{path}: trained on another front end than this data's features")
-    return ckpt["detectors"]
+    records = ckpt["detectors"]
+    for mtype, data in datas.items():
+        if records.get(mtype, {}).get("ids") != list(data.ids):
+            raise ValueError(
+                f"{path}: no {mtype} detector for machine IDs {list(data.ids)} "
+                f"(it has {sorted(records)}; train the teacher on the same data)"
+            )
+    return records
 
 
 def load_network(record: dict) -> torch.nn.Module:
@@ -387,15 +397,9 @@ def train_anomaly(
     cfg = cfg or FitConfig()
     ms, fs = prepare(kind, root, cache_dir or Path(root) / ".features", progress=progress)
     start = load_anomaly_checkpoint(init)["detectors"] if init else {}
-    teachers = _teachers(teacher, method, distill, fs.config.hash) if teacher else {}
     datas = {t: type_data(ms, fs, t) for t in types or ms.types}
     datas = {t: only_ids(d, ids) for t, d in datas.items()} if ids else datas
-    for mtype, data in datas.items():  # before any training: a wrong teacher costs nothing
-        if teacher and teachers.get(mtype, {}).get("ids") != list(data.ids):
-            raise ValueError(
-                f"{teacher}: no {mtype} detector for machine IDs {list(data.ids)} "
-                f"(it has {sorted(teachers)}; train the teacher on the same data)"
-            )
+    teachers = _teachers(teacher, method, distill, fs.config.hash, datas) if teacher else {}
     state_dir = out.with_name(out.name + ".state")
     state_dir.mkdir(parents=True, exist_ok=True)
     records = {}
