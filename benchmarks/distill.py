@@ -47,15 +47,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_dev.arch import block_shapes
 from model_dev.checkpoint import load_checkpoint, open_checkpoint
+from model_dev.distill import DistillConfig, clip_groups, distillation_loss, kd_loss
 from model_dev.evaluate import clip_probs
 from model_dev.fileio import atomic_write, write_json, write_marked_section
 from model_dev.frontend import FrontendConfig
 from model_dev.stage_inputs import DatasetSpec
 from model_dev.sweep import RESULT, SweepConfig, sweep, write_report
 from model_dev.sweep_report import micro_ap, paired_bootstrap
+from model_dev.teacher_cache import LiveTeacher
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
+from model_dev.windows import forward_windows, split_windows
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -256,6 +260,7 @@ def run_sweep(
     report = sweep(cfg, fs, teacher, out, jobs=jobs, threads=threads, on_result=export)
     export()
     export_scores(out, fs)
+    export_agreement(out, fs, teacher)
     return report
 
 
@@ -296,6 +301,66 @@ def export_scores(out: Path, fs) -> int:
         doc["scores"] = {"file": SCORES.name, "split": "test", "jobs": jobs, "truth": truth}
         write_json(path, doc)
     return len(jobs)
+
+
+@torch.no_grad()
+def export_agreement(out: Path, fs, teacher: Path) -> int:
+    """Add to ``distill.json``'s ``agreement`` the unweighted kd, sp and iusp terms of every
+    finished student missing there, measured against the teacher on the test split (clean
+    windows, batches of 32 clips in split order, the student's layer pairs, clip-level IUSP;
+    kd less the teacher's entropy).
+
+    Does each arm make the student agree with the teacher on what its term measures, on clips
+    neither saw in training? That separates "the term was not learned" from "agreeing with the
+    teacher on it does not buy AUPRC". Returns how many students have the terms.
+    """
+    path = RESULTS / "distill.json"
+    doc = json.loads(path.read_text())
+    known = doc.setdefault("agreement", {"split": "test", "batch_clips": 32, "jobs": {}})["jobs"]
+    t_model, _ = load_checkpoint(teacher, expect_kind="teacher")
+    teacher_out: dict[tuple, list] = {}  # (layer pairs, hop) -> the teacher's side per batch
+    for run in doc["runs"]:
+        best = out / "jobs" / run["job"] / "best.pt"
+        if run["job"] in known or not best.is_file():
+            continue
+        model, ckpt = open_checkpoint(best, "student")
+        cfg = TrainConfig.from_dict(ckpt["train_config"], f"{best}: train_config")
+        dcfg = DistillConfig(
+            kd=1.0,
+            sp=1.0,
+            iusp=1.0,
+            temperature=cfg.temperature,
+            layer_pairs=cfg.layer_pairs,
+            iusp_scope="clip",
+        )
+        pairs = dcfg.pairs_for(block_shapes(model.spec), block_shapes(t_model.spec))
+        data = split_windows(fs, ["test"], model.spec, cfg.window_hop_frames)
+        live = LiveTeacher(t_model, dcfg, pairs, data.window_frames)
+        batches = teacher_out.setdefault((pairs, cfg.window_hop_frames), [])
+        sums = dict.fromkeys(("kd", "sp", "iusp"), 0.0)
+        for b, start in enumerate(range(0, len(data), 32)):
+            idx = np.arange(start, min(start + 32, len(data)))
+            x, mask, _ = data.batch(idx, torch.device("cpu"))
+            windows = x[mask]
+            groups = clip_groups(
+                data.n_frames[idx].tolist(),
+                mask.sum(1).tolist(),
+                data.window_frames,
+                data.hop_frames,
+            )
+            if b == len(batches):
+                batches.append(live(idx, windows, mask, groups))
+            _, logits, feats = forward_windows(model, windows, mask)
+            terms = distillation_loss(
+                dcfg, pairs, logits, feats, batches[b], groups, data.window_frames
+            )
+            # less the teacher's own entropy: a sum of binary KL divergences, 0 at agreement
+            terms["kd"] -= kd_loss(batches[b].logits, batches[b].logits, cfg.temperature)
+            for k, v in terms.items():
+                sums[k] += float(v) * len(idx) / len(data)
+        known[run["job"]] = sums
+    write_json(path, doc)
+    return len(known)
 
 
 def _multi_hot(rows: list[str]) -> np.ndarray:
@@ -377,7 +442,9 @@ def main(argv: list[str] | None = None) -> None:
         chosen = select(data, teacher, args.runs / "select", args.jobs, args.threads)["chosen"]
         print(json.dumps(chosen, indent=1))
     elif args.scores:
-        print(f"{export_scores(args.runs / 'sweep', data.features(FrontendConfig()))} students")
+        fs = data.features(FrontendConfig())
+        print(f"{export_scores(args.runs / 'sweep', fs)} students with scores")
+        print(f"{export_agreement(args.runs / 'sweep', fs, teacher)} students with agreement")
     elif not (args.report_only or args.teacher_only):
         run_sweep(data, teacher, args.runs / "sweep", args.jobs, args.threads, args.fresh)
     if (RESULTS / "distill.json").is_file():
@@ -446,6 +513,47 @@ def _bootstrap_lines(doc: dict) -> list[str]:
     ]
 
 
+def _agreement_lines(doc: dict) -> list[str]:
+    """The table of each arm's agreement with the teacher (empty before it is measured)."""
+    jobs = doc.get("agreement", {}).get("jobs", {})
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in doc["runs"]:
+        if r["job"] in jobs:
+            by.setdefault((r["size"], r["arm"]), []).append(jobs[r["job"]])
+    if not by:
+        return []
+
+    def cell(size: str, arm: str, term: str, scale: float) -> str:
+        v = np.array([t[term] for t in by[(size, arm)]]) * scale
+        text = f"{v.mean():.3f}" + (f" ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}" * (len(v) > 1))
+        if arm != "none" and (size, "none") in by:
+            base = np.mean([t[term] for t in by[(size, "none")]]) * scale
+            text += f" ({100 * (v.mean() / base - 1):+.0f} %)"
+        return text
+
+    rows = [
+        f"| {size} | {arm} | {cell(size, arm, 'kd', 1)} | {cell(size, arm, 'sp', 1e4)} "
+        f"| {cell(size, arm, 'iusp', 1e4)} | {len(by[(size, arm)])} |"
+        for size in SIZES
+        for arm in ARMS
+        if (size, arm) in by
+    ]
+    return [
+        "Agreement with the teacher on the test clips (`--scores`; lower is closer): each "
+        "student's unweighted terms against the teacher on clean windows, whatever its arm "
+        "trained. kd: soft-target BCE less the teacher's entropy (a sum of binary KL "
+        "divergences at T = 2); sp: batch Gram distance (batches of 32 clips in split order); "
+        "iusp: clip-level Gram distance. Mean ± SE over seeds, in brackets the change against "
+        "`none`. It tells a term that was not learned from one that was learned but does not "
+        "buy AUPRC.",
+        "",
+        "| student | arm | kd | sp × 10⁴ | iusp × 10⁴ | seeds |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def docs_section(out: Path) -> str:
     """The Markdown of the benchmark section (between the markers)."""
     report = rebuild_sweep(out)
@@ -498,6 +606,7 @@ def docs_section(out: Path) -> str:
         (out / "sweep.md").read_text().strip(),
         "",
         *_bootstrap_lines(doc),
+        *_agreement_lines(doc),
         "Goals (iusp > sp > none at every size; RI ≥ 27% everywhere, ≥ 122% at s5k; kd+iusp ≥ kd):",
         "",
         *_goal_lines(report),
