@@ -264,6 +264,17 @@ def run_sweep(
     return report
 
 
+def _new_students(out: Path, doc: dict, known):
+    """``(run, best checkpoint path, model, TrainConfig)`` of each finished student of ``doc``
+    whose job is not in ``known``."""
+    for run in doc["runs"]:
+        best = out / "jobs" / run["job"] / "best.pt"
+        if run["job"] in known or not best.is_file():
+            continue
+        model, ckpt = open_checkpoint(best, "student")
+        yield run, best, model, TrainConfig.from_dict(ckpt["train_config"], f"{best}: train_config")
+
+
 def export_scores(out: Path, fs) -> int:
     """Add the test-split clip scores of finished students missing from :data:`SCORES`
     (recomputed from each job's best checkpoint in ``out/jobs``; checked against the micro-AUPRC
@@ -276,12 +287,7 @@ def export_scores(out: Path, fs) -> int:
         sys.exit(f"{SCORES}: {len(old)} score arrays for {len(known)} jobs in {path}")
     arrays = dict(zip(known, old, strict=True))
     truth = doc.get("scores", {}).get("truth")
-    for run in doc["runs"]:
-        best = out / "jobs" / run["job"] / "best.pt"
-        if run["job"] in arrays or not best.is_file():
-            continue
-        model, ckpt = open_checkpoint(best, "student")
-        cfg = TrainConfig.from_dict(ckpt["train_config"], f"{best}: train_config")
+    for run, best, model, cfg in _new_students(out, doc, arrays):
         labels, probs = clip_probs(model, fs, ["test"], cfg.window_hop_frames, torch.device("cpu"))
         if truth is not None and not np.array_equal(labels, _multi_hot(truth)):
             sys.exit(f"{best}: the test split's labels differ from those of the stored scores")
@@ -319,12 +325,7 @@ def export_agreement(out: Path, fs, teacher: Path) -> int:
     known = doc.setdefault("agreement", {"split": "test", "batch_clips": 32, "jobs": {}})["jobs"]
     t_model, _ = load_checkpoint(teacher, expect_kind="teacher")
     teacher_out: dict[tuple, list] = {}  # (layer pairs, hop) -> the teacher's side per batch
-    for run in doc["runs"]:
-        best = out / "jobs" / run["job"] / "best.pt"
-        if run["job"] in known or not best.is_file():
-            continue
-        model, ckpt = open_checkpoint(best, "student")
-        cfg = TrainConfig.from_dict(ckpt["train_config"], f"{best}: train_config")
+    for run, _, model, cfg in _new_students(out, doc, known):
         dcfg = DistillConfig(
             kd=1.0,
             sp=1.0,
