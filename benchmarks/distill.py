@@ -571,8 +571,8 @@ def docs_section(out: Path) -> str:
     for r in doc["runs"]:
         secs.setdefault((r["size"], r["arm"] != "none"), []).append(r["seconds_per_epoch"])
     speed = ", ".join(
-        f"{s} {sum(secs[(s, False)]) / len(secs[(s, False)]):.0f} s undistilled / "
-        f"{sum(secs[(s, True)]) / len(secs[(s, True)]):.0f} s distilled"
+        f"{s} {np.median(secs[(s, False)]):.0f} s undistilled / "
+        f"{np.median(secs[(s, True)]):.0f} s distilled"
         for s in SIZES
         if (s, False) in secs and (s, True) in secs
     )
@@ -612,7 +612,8 @@ def docs_section(out: Path) -> str:
         "",
         *_goal_lines(report),
         "",
-        f"Training time per epoch (mean over jobs, shared CPU): {speed or 'n/a'}.",
+        f"Training time per epoch (median over jobs; the CPU was shared with other work, which "
+        f"slowed some jobs several-fold): {speed or 'n/a'}.",
     ]
     if report["missing"]:
         lines += [
