@@ -297,6 +297,14 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+#: What one demo's undistilled-vs-IUSP difference can say (report.md and the final line).
+SEED_CAVEAT = (
+    "One seed on a small test split is not evidence either way: the seed and the choice of "
+    "test clips move the difference between two students by a few hundredths. The paired "
+    "multi-seed comparison is `benchmarks/distill.py` (docs/benchmarks.md)."
+)
+
+
 def _markdown(r: dict, out: Path) -> str:
     a, v, m = r["auprc"], r["validation"], r["memory"]
 
@@ -308,6 +316,7 @@ def _markdown(r: dict, out: Path) -> str:
         return f"| {name} | {f(metrics.get('micro'))} | {f(metrics.get('macro'))} |"
 
     cyc, n_dev, n_test = v["cycles"], v["n_requested"], r["quantize"]["evaluated_clips"]
+    diff = a["student_float"]["micro"] - a["student_none_float"]["micro"]
     t = r["timings"]
     lines = [
         "# aedfw demo report",
@@ -339,6 +348,8 @@ def _markdown(r: dict, out: Path) -> str:
                 "AUPRC (on a part of the split it differs from the whole split's by chance).",
             ]
         ),
+        "",
+        f"The two float students differ by {diff:+.3f} in micro-AUPRC on one seed. {SEED_CAVEAT}",
         "",
         f"Sizes: model {r['quantize']['model_bytes']} B (.tflite), TFLM arena "
         f"{r['quantize']['arena_bytes']} B; Cortex-M4 image flash {m['flash']['total']} B "

@@ -78,7 +78,7 @@ def _tagging(args: argparse.Namespace) -> int:
     import json
     from dataclasses import replace
 
-    from host_tools.demo import DemoConfig, demo
+    from host_tools.demo import SEED_CAVEAT, DemoConfig, demo
 
     sizes = {
         "teacher_epochs": args.teacher_epochs,
@@ -95,7 +95,7 @@ def _tagging(args: argparse.Namespace) -> int:
     none, iusp = auprc["student_none_float"]["micro"], auprc["student_float"]["micro"]
     print(
         f"student {config.student}, test micro-AUPRC (float, seed {args.seed}): "
-        f"no distillation {none:.3f}, IUSP {iusp:.3f} ({iusp - none:+.3f})"
+        f"no distillation {none:.3f}, IUSP {iusp:.3f} ({iusp - none:+.3f}). {SEED_CAVEAT}"
     )
     print(f"report: {report} (and {report.with_suffix('.html')}, one page with every figure)")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host_tools.demo import DemoConfig, _markdown, demo
+from host_tools.demo import SEED_CAVEAT, DemoConfig, _markdown, demo
 
 pytestmark = pytest.mark.skipif(
     shutil.which("gcc") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -44,6 +44,7 @@ def test_demo_tiny_whole_chain(tiny_run):
     assert set(data["cpu_s"]) == set(data["timings"]) and data["total_cpu_s"] > 0
     text = report.read_text()
     assert "float, no distillation |" in text and "float, IUSP (same seed) |" in text
+    assert "differ by" in text and SEED_CAVEAT in text  # one seed is not read as a result
     assert "on the device, first 3 test clips" in text and "on the host, same 3 clips" in text
     # the whole split validated (the default): one device row, no partial-split caveat
     n = data["quantize"]["evaluated_clips"]
