@@ -68,6 +68,8 @@ TEACHER = RESULTS / "distill_teacher.pt"
 #: Test-split clip scores of every student, float32 ``[jobs, clips, classes]`` in the order of
 #: ``distill.json``'s ``scores.jobs`` (labels in ``scores.truth``): the clip bootstrap's input.
 SCORES = RESULTS / "distill_scores.npy"
+#: The sweep's Pareto plot in the docs.
+PARETO = ROOT / "docs" / "img" / "distill_pareto.png"
 BEGIN, END = "<!-- distill-benchmark:begin -->", "<!-- distill-benchmark:end -->"
 
 TEACHER_EPOCHS = 20
@@ -558,6 +560,8 @@ def _agreement_lines(doc: dict) -> list[str]:
 def docs_section(out: Path) -> str:
     """The Markdown of the benchmark section (between the markers)."""
     report = rebuild_sweep(out)
+    if (out / "pareto.png").is_file():
+        atomic_write(PARETO, lambda tmp: shutil.copyfile(out / "pareto.png", tmp))
     doc, teacher = report["doc"], report["doc"]["teacher"]
     meta = doc["meta"]
     sel = json.loads((RESULTS / "distill_selection.json").read_text())
@@ -605,6 +609,9 @@ def docs_section(out: Path) -> str:
         f"{json.dumps(meta['config']['train'], sort_keys=True)}`):",
         "",
         (out / "sweep.md").read_text().strip(),
+        "",
+        "![Distillation sweep: test micro-AUPRC against int8 weight bytes, every arm, mean ± SE "
+        "over seeds](img/distill_pareto.png)",
         "",
         *_bootstrap_lines(doc),
         *_agreement_lines(doc),

@@ -192,11 +192,11 @@ def _plot(rows: list[dict], teacher: dict, path: Path) -> None:
     markers = {"none": "o", "kd": "s", "sp": "^", "iusp": "D", "kd+sp": "v", "kd+iusp": "P"}
     pts = [r for r in rows if not math.isnan(r["micro_mean"])]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for m in markers:
+    for k, m in enumerate(markers):
         sel = [r for r in pts if r["method"] == m]
         if sel:
-            ax.errorbar(
-                [r["weight_bytes_int8"] for r in sel],
+            ax.errorbar(  # arms side by side around their size (log axis: a factor apart)
+                [r["weight_bytes_int8"] * 1.06 ** (k - 2.5) for r in sel],
                 [r["micro_mean"] for r in sel],
                 yerr=[0 if math.isnan(r["micro_se"]) else r["micro_se"] for r in sel],
                 fmt=markers[m],
