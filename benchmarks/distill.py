@@ -563,6 +563,7 @@ def docs_section(out: Path) -> str:
     if (out / "pareto.png").is_file():
         atomic_write(PARETO, lambda tmp: shutil.copyfile(out / "pareto.png", tmp))
     doc, teacher = report["doc"], report["doc"]["teacher"]
+    _, tmeta = load_checkpoint(TEACHER, expect_kind="teacher")
     meta = doc["meta"]
     sel = json.loads((RESULTS / "distill_selection.json").read_text())
     sel_rows = [
@@ -589,7 +590,7 @@ def docs_section(out: Path) -> str:
         f"job(s) × {meta['threads']} torch thread(s)",
         f"- Teacher ({teacher['arch']['name']}): test micro-AUPRC **{teacher['micro']:.4f}**, "
         f"macro {teacher['macro']:.4f} (best epoch {teacher['best_epoch']} of "
-        f"{teacher['epochs_run']}; sha256 `{teacher['state_dict_sha256'][:16]}`)",
+        f"{tmeta['train_config']['epochs']}; sha256 `{teacher['state_dict_sha256'][:16]}`)",
         "- Method: BCE on clip logits plus the arm's terms, each weighted so that its gradient "
         "norm on the student is a target ratio of the BCE's (calibrated on 8 batches at the "
         "start of each job); teacher outputs cached on clean windows; IUSP over the whole clip "

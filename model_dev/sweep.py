@@ -91,6 +91,7 @@ def _run_job(
     best = train(cfg, fs, job_dir, resume=True, progress=False, teacher_cache=cache)
     ev = evaluate(best, fs, split)  # no PR-curve PNG per job: the sweep plots its own
     _, meta = load_checkpoint(best)
+    _, last = load_checkpoint(job_dir / "last.pt")  # best.pt's epoch is the best one
     result = {
         "job": name,
         "student": cfg.arch,
@@ -98,7 +99,7 @@ def _run_job(
         "seed": cfg.seed,
         "train_config": cfg.to_dict(),
         "arch": meta["arch"],
-        "epochs_run": meta["epoch"],
+        "epochs_run": last["epoch"],
         "best_epoch": meta["best"]["epoch"],
         "val_micro": meta["best"]["val_micro"],
         "distill": meta.get("distill"),
@@ -150,7 +151,7 @@ def _teacher_result(teacher: Path, fs: FeatureSet, out: Path, split: str) -> dic
         "micro": ev["metrics"]["micro"],
         "macro": ev["metrics"]["macro"],
         "best_epoch": meta["best"]["epoch"],
-        "epochs_run": meta["epoch"],
+        "epochs_configured": meta["train_config"]["epochs"],  # a best.pt cannot tell how many ran
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in meta["metrics"]])),
     }
     write_json(path, result)

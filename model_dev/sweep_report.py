@@ -248,6 +248,7 @@ def _job_rows(out: Path, config: SweepConfig, teacher: str) -> tuple[list[dict],
                 "val_micro": r["val_micro"],
                 "best_epoch": r["best_epoch"],
                 "epochs_run": r["epochs_run"],
+                "epochs": r["train_config"]["epochs"],
                 "seconds_per_epoch": r["seconds_per_epoch"],
                 "params": st["params"],
                 "macs": st["macs"],
@@ -267,6 +268,7 @@ def _summary(job_rows: list[dict], config: SweepConfig) -> tuple[list[dict], dic
             micro, micro_se = mean_se([r["micro"] for r in sel])
             macro, macro_se = mean_se([r["macro"] for r in sel])
             diff, diff_se = mean_se(list(paired(job_rows, s, m).values()))
+            epochs = [r["best_epoch"] for r in sel]
             size = {k: sel[0][k] if sel else "" for k in ("params", "macs")}
             size |= {
                 k: sel[0][k] if sel else "" for k in ("weight_bytes_int8", "activation_bytes_int8")
@@ -275,6 +277,11 @@ def _summary(job_rows: list[dict], config: SweepConfig) -> tuple[list[dict], dic
                 {"student": s, "method": m, "n_seeds": len(sel), "micro_mean": micro}
                 | {"micro_se": micro_se, "macro_mean": macro, "macro_se": macro_se}
                 | {"diff_none_mean": diff, "diff_none_se": diff_se}
+                | {
+                    "best_epoch_min": min(epochs, default=""),
+                    "best_epoch_max": max(epochs, default=""),
+                }
+                | {"epochs": max((r["epochs"] for r in sel), default="")}
                 | size
             )
         ri[s] = ri_interval(paired(job_rows, s, "sp"), paired(job_rows, s, "iusp"))
@@ -380,15 +387,23 @@ def markdown_tables(summary: list[dict], ri: dict, teacher: dict, config: SweepC
         f"{teacher['macro']:.4f} on `{teacher['split']}`.",
         "",
         "| student | arm | seeds | micro-AUPRC | macro-AUPRC | Δ micro vs none (paired) "
-        "| params | MACs | int8 weight bytes | activation bytes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| best epoch | params | MACs | int8 weight bytes | activation bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
         diff = _pm(r["diff_none_mean"], r["diff_none_se"], signed=True)
+        lo, hi = r["best_epoch_min"], r["best_epoch_max"]
+        best = (
+            ""
+            if lo == ""
+            else f"{lo}–{hi} of {r['epochs']}"
+            if lo != hi
+            else f"{lo} of {r['epochs']}"
+        )
         lines.append(
             f"| {r['student']} | {r['method']} | {r['n_seeds']} "
             f"| {_pm(r['micro_mean'], r['micro_se'])} | {_pm(r['macro_mean'], r['macro_se'])} "
-            f"| {'—' if r['method'] == 'none' else diff} "
+            f"| {'—' if r['method'] == 'none' else diff} | {best} "
             f"| {r['params']} | {r['macs']} | {r['weight_bytes_int8']} "
             f"| {r['activation_bytes_int8']} |"
         )
@@ -408,6 +423,8 @@ def markdown_tables(summary: list[dict], ri: dict, teacher: dict, config: SweepC
     lines.append(
         "AUPRC: mean ± standard error over seeds of the "
         f"`{teacher['split']}`-split AUPRC of each job's best-validation checkpoint; Δ: mean ± "
-        "standard error of the per-seed difference to `none` (same seeds)."
+        "standard error of the per-seed difference to `none` (same seeds); best epoch: the "
+        "range over seeds of the epoch whose validation micro-AUPRC was best, of the configured "
+        "epochs."
     )
     return "\n".join(lines) + "\n"

@@ -91,12 +91,21 @@ def test_sweep_writes_one_row_per_job_and_correct_aggregates(swept, teacher):
             assert set(meta["distill"]["weights"]) == set(r["method"].split("+"))
         assert cfg.teacher == (None if r["method"] == "none" else str(teacher))
         assert "thresholds" in meta  # evaluate() saved the operating thresholds
+        # epochs run: the last checkpoint's, not the best one's
+        _, last = load_checkpoint(out / "jobs" / r["job"] / "last.pt")
+        assert ev["epochs_run"] == last["epoch"] == cfg.epochs
+        assert ev["best_epoch"] == meta["best"]["epoch"] == meta["epoch"]
     summary = _rows(out / "summary.csv")
     assert [(r["student"], r["method"]) for r in summary] == [
         (s, m) for s in ("s5k", "s20k") for m in ARMS
     ]
     for row in summary:  # hand computation from sweep.csv
         sel = [r for r in jobs if (r["student"], r["method"]) == (row["student"], row["method"])]
+        epochs = [int(r["best_epoch"]) for r in sel]
+        assert (int(row["best_epoch_min"]), int(row["best_epoch_max"])) == (
+            min(epochs),
+            max(epochs),
+        )
         micro = [float(r["micro"]) for r in sel]
         assert int(row["n_seeds"]) == len(sel)
         assert float(row["micro_mean"]) == pytest.approx(sum(micro) / len(micro), abs=1e-12)
