@@ -19,7 +19,9 @@ Phases (each resumable; run them in this order):
    replace the earlier runs unless ``--fresh``).
 3. ``--scores``: the test-split clip scores of every finished student (its best checkpoint in
    the sweep folder) into ``distill_scores.npy``, for paired differences with a bootstrap over
-   seeds *and* test clips; also run at the end of the sweep.
+   seeds *and* test clips, and each student's agreement with the teacher on the test clips
+   (the kd, sp and iusp terms, unweighted) into ``distill.json``; also run at the end of the
+   sweep.
 4. ``--report-only``: tables and the docs section from ``benchmarks/results/distill.json`` (and
    the scores, where exported).
 
