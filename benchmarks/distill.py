@@ -575,6 +575,7 @@ def docs_section(out: Path) -> str:
         for r in sel["runs"]
     ]
     secs = {}
+    job_hours = sum(r["seconds_per_epoch"] * r["epochs_run"] for r in doc["runs"]) / 3600
     for r in doc["runs"]:
         secs.setdefault((r["size"], r["arm"] != "none"), []).append(r["seconds_per_epoch"])
     speed = ", ".join(
@@ -623,7 +624,9 @@ def docs_section(out: Path) -> str:
         *_goal_lines(report),
         "",
         f"Training time per epoch (median over jobs; the CPU was shared with other work, which "
-        f"slowed some jobs several-fold): {speed or 'n/a'}.",
+        f"slowed some jobs several-fold): {speed or 'n/a'}. Job time so far, the sum over "
+        f"students of their epochs' seconds: {job_hours:.1f} h, about {job_hours / 2:.1f} h of "
+        "wall time with 2 jobs at once.",
     ]
     if report["missing"]:
         lines += [
