@@ -72,6 +72,8 @@ TEACHER = RESULTS / "distill_teacher.pt"
 SCORES = RESULTS / "distill_scores.npy"
 #: The sweep's Pareto plot in the docs.
 PARETO = ROOT / "docs" / "img" / "distill_pareto.png"
+#: Clips per batch when measuring the agreement with the teacher (sp depends on the batch).
+AGREEMENT_CLIPS = 32
 BEGIN, END = "<!-- distill-benchmark:begin -->", "<!-- distill-benchmark:end -->"
 
 TEACHER_EPOCHS = 20
@@ -326,7 +328,9 @@ def export_agreement(out: Path, fs, teacher: Path) -> int:
     """
     path = RESULTS / "distill.json"
     doc = json.loads(path.read_text())
-    known = doc.setdefault("agreement", {"split": "test", "batch_clips": 32, "jobs": {}})["jobs"]
+    known = doc.setdefault(
+        "agreement", {"split": "test", "batch_clips": AGREEMENT_CLIPS, "jobs": {}}
+    )["jobs"]
     t_model, _ = load_checkpoint(teacher, expect_kind="teacher")
     teacher_out: dict[tuple, list] = {}  # (layer pairs, hop) -> the teacher's side per batch
     for run, _, model, cfg in _new_students(out, doc, known):
@@ -343,8 +347,8 @@ def export_agreement(out: Path, fs, teacher: Path) -> int:
         live = LiveTeacher(t_model, dcfg, pairs, data.window_frames)
         batches = teacher_out.setdefault((pairs, cfg.window_hop_frames), [])
         sums = dict.fromkeys(("kd", "sp", "iusp"), 0.0)
-        for b, start in enumerate(range(0, len(data), 32)):
-            idx = np.arange(start, min(start + 32, len(data)))
+        for b, start in enumerate(range(0, len(data), AGREEMENT_CLIPS)):
+            idx = np.arange(start, min(start + AGREEMENT_CLIPS, len(data)))
             x, mask, _ = data.batch(idx, torch.device("cpu"))
             windows = x[mask]
             groups = clip_groups(
@@ -569,7 +573,6 @@ def docs_section(out: Path) -> str:
     if (out / "pareto.png").is_file():
         atomic_write(PARETO, lambda tmp: shutil.copyfile(out / "pareto.png", tmp))
     doc, teacher = report["doc"], report["doc"]["teacher"]
-    _, tmeta = load_checkpoint(TEACHER, expect_kind="teacher")
     meta = doc["meta"]
     sel = json.loads((RESULTS / "distill_selection.json").read_text())
     sel_rows = [
@@ -597,7 +600,7 @@ def docs_section(out: Path) -> str:
         f"job(s) × {meta['threads']} torch thread(s)",
         f"- Teacher ({teacher['arch']['name']}): test micro-AUPRC **{teacher['micro']:.4f}**, "
         f"macro {teacher['macro']:.4f} (best epoch {teacher['best_epoch']} of "
-        f"{tmeta['train_config']['epochs']}; sha256 `{teacher['state_dict_sha256'][:16]}`)",
+        f"{teacher['epochs_configured']}; sha256 `{teacher['state_dict_sha256'][:16]}`)",
         "- Method: BCE on clip logits plus the arm's terms, each weighted so that its gradient "
         "norm on the student is a target ratio of the BCE's (calibrated on 8 batches at the "
         "start of each job); teacher outputs cached on clean windows; IUSP over the whole clip "

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model_dev.checkpoint import load_checkpoint
+from model_dev.checkpoint import load_checkpoint, read_checkpoint
 from model_dev.evaluate import evaluate
 from model_dev.features import FeatureSet
 from model_dev.fileio import write_json
@@ -91,7 +91,7 @@ def _run_job(
     best = train(cfg, fs, job_dir, resume=True, progress=False, teacher_cache=cache)
     ev = evaluate(best, fs, split)  # no PR-curve PNG per job: the sweep plots its own
     _, meta = load_checkpoint(best)
-    _, last = load_checkpoint(job_dir / "last.pt")  # best.pt's epoch is the best one
+    last = read_checkpoint(job_dir / "last.pt")  # best.pt's epoch is the best one
     result = {
         "job": name,
         "student": cfg.arch,

@@ -393,13 +393,8 @@ def markdown_tables(summary: list[dict], ri: dict, teacher: dict, config: SweepC
     for r in summary:
         diff = _pm(r["diff_none_mean"], r["diff_none_se"], signed=True)
         lo, hi = r["best_epoch_min"], r["best_epoch_max"]
-        best = (
-            ""
-            if lo == ""
-            else f"{lo}–{hi} of {r['epochs']}"
-            if lo != hi
-            else f"{lo} of {r['epochs']}"
-        )
+        span = f"{lo}" if lo == hi else f"{lo}–{hi}"
+        best = "" if lo == "" else f"{span} of {r['epochs']}"
         lines.append(
             f"| {r['student']} | {r['method']} | {r['n_seeds']} "
             f"| {_pm(r['micro_mean'], r['micro_se'])} | {_pm(r['macro_mean'], r['macro_se'])} "
