@@ -70,7 +70,7 @@ METHOD_ORDER = (
     "dense_ae", "dense_ae_small", "id_classifier", "causal_conv", "group_made", "vae",
     "conv_vae", "transformer", "isolation_forest", "ocsvm", "sgd_ocsvm", "supervised",
 )  # fmt: skip
-#: Student arms: no distillation and two of ``model_dev.anomaly.training.DISTILL_ARMS``.
+#: Student arms: no distillation and two of ``model_dev.anomaly.methods.DISTILL_ARMS``.
 STUDENT_ARMS = ("none", "kd", "iusp")
 #: Rows built on a method's code: stale when only that method is re-measured (``--methods``).
 DEPENDENT = {"id_classifier": ("id_teacher", *(f"id_student_{a}" for a in STUDENT_ARMS))}
@@ -80,7 +80,7 @@ ZERO_SHOT_SOURCE = "id_00"
 
 
 def _cfg(method: str, seed: int, quick: bool):
-    from model_dev.anomaly.detectors import METHODS
+    from model_dev.anomaly.methods import METHODS
     from model_dev.anomaly.training import FitConfig
 
     kind = METHODS[method].layout.kind
@@ -126,8 +126,8 @@ def train_teacher(data, seed: int, quick: bool) -> dict:
 def train_student(data, arm: str, teacher: dict, seed: int, quick: bool) -> dict:
     """An ID-classifier student (``arm``: one of :data:`STUDENT_ARMS`), with the settings of
     the undistilled ``id_classifier``."""
+    from model_dev.anomaly.methods import DISTILL_ARMS
     from model_dev.anomaly.pipeline import train_detector
-    from model_dev.anomaly.training import DISTILL_ARMS
 
     return train_detector(
         "id_classifier",
@@ -144,7 +144,7 @@ def _job(args: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from model_dev.anomaly.detectors import METHODS
+    from model_dev.anomaly.methods import METHODS
     from model_dev.anomaly.pipeline import only_ids, train_detector
 
     kind, method, mtype, seed, work, quick = args

@@ -336,7 +336,7 @@ def summarise(rows: list[dict], meta: dict, benchmark: dict | None) -> dict:
 
 def _not_deployed() -> dict[str, str]:
     """Methods of the benchmark with no device build, and why (from the method table)."""
-    from model_dev.anomaly.detectors import METHODS
+    from model_dev.anomaly.methods import METHODS
     from quantize.anomaly import QUANTIZABLE
 
     out = {}

@@ -133,7 +133,7 @@ def _calibration_clips(method: str, data, cfg: FrontendConfig) -> list[np.ndarra
 
 def clip_windows_q(layout, clip_q: np.ndarray) -> np.ndarray:
     """int8 model windows ``[n, frames, n_mels]`` of one int8 clip, as the float detector cuts
-    them (:meth:`model_dev.anomaly.detectors.Layout.windows`; short clips padded with -128)."""
+    them (:meth:`model_dev.anomaly.methods.Layout.windows`; short clips padded with -128)."""
     return layout.windows(clip_q, -128).reshape(-1, layout.frames, clip_q.shape[1])
 
 
@@ -250,7 +250,7 @@ def quantize_detector(
         ``parity_tflm_litert`` (:func:`litert_parity`), and (not JSON) ``scores``: float
         clip scores and :func:`int8_clip_scores`.
     """
-    from model_dev.anomaly import detectors as det
+    from model_dev.anomaly.methods import Layout
     from model_dev.anomaly.pipeline import load_network, score_record
     from quantize.convert import (
         GraphError,
@@ -268,7 +268,7 @@ def quantize_detector(
         raise ValueError(
             f"method {method!r} cannot be quantised (deployable: {', '.join(QUANTIZABLE)})"
         )
-    layout, model = det.Layout(**record["layout"]), load_network(record)
+    layout, model = Layout(**record["layout"]), load_network(record)
     spec = model.spec
     cal = np.concatenate([clip_windows_q(layout, c) for c in _calibration_clips(method, data, cfg)])
     rng = np.random.default_rng(seed)

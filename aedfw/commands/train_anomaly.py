@@ -20,8 +20,7 @@ EXAMPLES = (
 
 
 def register(commands: Commands) -> None:
-    from model_dev.anomaly.detectors import METHODS
-    from model_dev.anomaly.training import DISTILL_ARMS
+    from model_dev.anomaly.methods import DISTILL_ARMS, METHODS
 
     p = commands.add(
         "train anomaly", "train an anomaly detector per machine type", run, examples=EXAMPLES

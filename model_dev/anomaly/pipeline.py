@@ -16,9 +16,15 @@ import torch
 
 from model_dev.anomaly import detectors as det
 from model_dev.anomaly.data import ANOMALY_FRONTEND, MachineSet, load_machines, machine_features
+from model_dev.anomaly.methods import (
+    DISTILL_ARMS,
+    METHODS,
+    SKLEARN_METHODS,
+    Layout,
+    layout_dict,
+)
 from model_dev.anomaly.metrics import fit_threshold
 from model_dev.anomaly.training import (
-    DISTILL_ARMS,
     Distilled,
     FitConfig,
     fit_network,
@@ -182,7 +188,7 @@ def train_detector(
     Parameters
     ----------
     method : str
-        A key of :data:`~model_dev.anomaly.detectors.METHODS`.
+        A key of :data:`~model_dev.anomaly.methods.METHODS`.
     data : TypeData
         From :func:`type_data`.
     cfg : FitConfig
@@ -204,12 +210,12 @@ def train_detector(
     dict
         The detector record stored in checkpoints (see the module docstring).
     """
-    meta = det.METHODS[method]
+    meta = METHODS[method]
     cfg = cfg if cfg.lr else replace(cfg, lr=meta.lr)
     record = {"method": method, "machine_type": data.machine_type, "ids": list(data.ids)}
-    record |= {"layout": det.layout_dict(meta.layout), "score": meta.score, "size": size}
+    record |= {"layout": layout_dict(meta.layout), "score": meta.score, "size": size}
     clips, ys = _training_set(method, data)
-    if method in det.SKLEARN_METHODS:
+    if method in SKLEARN_METHODS:
         pipe = fit_sklearn(method, clips, data.silence, cfg.seed)
         record |= {"sklearn": det.dumps_sklearn(pipe), "spec": None, "losses": []}
     else:
@@ -279,9 +285,9 @@ def score_record(
 ) -> np.ndarray:
     """Clip scores of a trained detector record (higher = more anomalous)."""
     method = record["method"]
-    if method in det.SKLEARN_METHODS:
+    if method in SKLEARN_METHODS:
         return sklearn_clip_scores(det.loads_sklearn(record["sklearn"]), method, clips, silence)
-    layout = det.Layout(**record["layout"])
+    layout = Layout(**record["layout"])
     return network_clip_scores(load_network(record), layout, clips, ids, silence, device)
 
 
@@ -290,10 +296,10 @@ def save_checkpoint(path: Path, records: dict[str, dict], meta: dict) -> None:
     method = next(iter(records.values()))["method"]
     ckpt = {"format": CHECKPOINT_FORMAT, "task": TASK, "method": method, **meta}
     ckpt |= {
-        "score": det.METHODS[method].score,
-        "window": det.layout_dict(det.METHODS[method].layout),
+        "score": METHODS[method].score,
+        "window": layout_dict(METHODS[method].layout),
     }
-    ckpt |= {"deployable": det.METHODS[method].deployable, "detectors": records}
+    ckpt |= {"deployable": METHODS[method].deployable, "detectors": records}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(Path(path), lambda tmp: torch.save(ckpt, tmp))
 
@@ -361,7 +367,7 @@ def train_anomaly(
     out : str or Path
         Checkpoint file to write; ``<out>.state/`` holds per-type resume files meanwhile.
     method : str
-        A key of :data:`~model_dev.anomaly.detectors.METHODS`.
+        A key of :data:`~model_dev.anomaly.methods.METHODS`.
     kind : {"dcase", "mimii"}
         Dataset layout.
     types : list of str, optional
@@ -378,7 +384,7 @@ def train_anomaly(
         An ``id_classifier`` checkpoint (same machine types, IDs and front end) to distil
         into this ``id_classifier`` per type.
     distill : str
-        A key of :data:`~model_dev.anomaly.training.DISTILL_ARMS` (with ``teacher``).
+        A key of :data:`~model_dev.anomaly.methods.DISTILL_ARMS` (with ``teacher``).
     cache_dir : str or Path, optional
         Feature cache (default ``<root>/.features``).
     progress : bool
@@ -389,8 +395,8 @@ def train_anomaly(
     Path
         ``out``.
     """
-    if method not in det.METHODS:
-        raise ValueError(f"unknown anomaly method {method!r}; methods: {', '.join(det.METHODS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown anomaly method {method!r}; methods: {', '.join(METHODS)}")
     if size != "student" and method not in ("id_classifier", "supervised"):
         raise ValueError(f"size {size!r}: only id_classifier and supervised come in sizes")
     out = Path(out)

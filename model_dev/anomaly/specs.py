@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from model_dev.anomaly.methods import ID_WINDOW
 from model_dev.arch import ArchSpec, DSConv, ds_cnn, spec_stats
 
 
@@ -151,7 +152,6 @@ DENSE_AE_SMALL = DenseAESpec("dense_ae_small", (64, 64, 8, 64, 64))
 DENSE_AE_DCASE = DenseAESpec("dense_ae", (128, 128, 128, 128, 8, 128, 128, 128, 128))
 PREDICTOR = PredictorSpec("causal_conv")
 MADE = MADESpec("group_made")
-ID_WINDOW = 32
 
 
 def id_classifier_spec(

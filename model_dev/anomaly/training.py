@@ -18,13 +18,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model_dev.anomaly.detectors import (
-    METHODS,
-    SKLEARN_MAX_WINDOWS,
-    Layout,
-    build_sklearn,
-    sklearn_window_scores,
-)
+from model_dev.anomaly.detectors import SKLEARN_MAX_WINDOWS, build_sklearn, sklearn_window_scores
+from model_dev.anomaly.methods import METHODS, Layout
 from model_dev.anomaly.nets import IDClassifier
 from model_dev.config_io import JsonConfig
 from model_dev.device import reproducible, resolve_device
@@ -67,11 +62,6 @@ def window_batch(
     wins = [layout.windows(c, silence, train) for c in clips]
     owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(wins)])
     return np.concatenate(wins).astype(np.float32), np.asarray(ys)[owner], owner
-
-
-#: Distillation arms of the ID classifier: weights of the (kd, iusp) terms, each then balanced
-#: by gradient size against the cross-entropy.
-DISTILL_ARMS = {"kd": (1.0, 0.0), "iusp": (0.0, 1.0), "kd+iusp": (1.0, 1.0)}
 
 
 class Distilled(nn.Module):

@@ -40,6 +40,16 @@ def test_console_script_help():
     assert result.returncode == 0 and "data" in result.stdout and "features" in result.stdout
 
 
+def test_building_the_command_line_loads_no_deep_learning_library():
+    """Every ``aedfw`` call builds the whole parser: torch or TensorFlow there costs seconds."""
+    probe = "import sys; from aedfw.cli import build_parser; build_parser(); " + (
+        "print(sorted(m for m in ('torch', 'tensorflow', 'ai_edge_litert') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_unknown_preset_is_a_clear_error(tmp_path, capsys):
     assert main(["data", "synth", "--preset", "huge", "--out", str(tmp_path)]) == 1
     assert "huge" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch
 
 from model_dev.anomaly import detectors as det
 from model_dev.anomaly import nets, specs
+from model_dev.anomaly.methods import METHODS
 from model_dev.anomaly.metrics import auc, fit_threshold
 from model_dev.anomaly.pipeline import TypeData, score_record, train_detector, type_data
 from model_dev.anomaly.training import FitConfig
@@ -53,9 +54,9 @@ def blatant(tiny_prepared) -> TypeData:
     )
 
 
-@pytest.mark.parametrize("method", list(det.METHODS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_method_separates_a_loud_tone(method: str, blatant: TypeData) -> None:
-    batch = 16 if det.METHODS[method].layout.kind == "patch" else 64
+    batch = 16 if METHODS[method].layout.kind == "patch" else 64
     cfg = FitConfig(epochs=EPOCHS.get(method, 5), batch_size=batch, seed=0, device="cpu")
     record = train_detector(method, blatant, cfg, progress=False)
     own = blatant.test_ids

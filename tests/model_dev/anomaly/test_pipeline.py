@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from model_dev.anomaly.detectors import METHODS, build_network
+from model_dev.anomaly.detectors import build_network
 from model_dev.anomaly.evaluation import evaluate_anomaly
+from model_dev.anomaly.methods import METHODS
 from model_dev.anomaly.pipeline import load_anomaly_checkpoint, train_anomaly, type_data
 from model_dev.anomaly.training import (
     Distilled,
