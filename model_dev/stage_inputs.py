@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from model_dev.checkpoint import check_compatible, load_checkpoint
 from model_dev.datasets import Dataset, load_dataset
 from model_dev.features import FeatureSet, features
 from model_dev.frontend import FrontendConfig
 from model_dev.val_split import carve_validation
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: Files that identify a layout for ``kind="auto"``, tried in this order.
 _MARKERS = (
@@ -172,6 +173,9 @@ def checkpoint_inputs(
         Unreadable checkpoint, wrong kind, or features with other classes or another front end
         (the message names the file).
     """
+    # torch only here: validate and the CLI use this module's dataset helpers without it
+    from model_dev.checkpoint import check_compatible, load_checkpoint
+
     path = Path(checkpoint)
     model, meta = load_checkpoint(path, expect_kind=expect_kind)
     frontend = checkpoint_frontend(meta, path)

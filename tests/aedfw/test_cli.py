@@ -40,9 +40,16 @@ def test_console_script_help():
     assert result.returncode == 0 and "data" in result.stdout and "features" in result.stdout
 
 
-def test_building_the_command_line_loads_no_deep_learning_library():
-    """Every ``aedfw`` call builds the whole parser: torch or TensorFlow there costs seconds."""
-    probe = "import sys; from aedfw.cli import build_parser; build_parser(); " + (
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from aedfw.cli import build_parser; build_parser()",  # every aedfw call
+        "import host_tools.validate",  # the hardware-in-the-loop loop of a test engineer's CI
+    ],
+)
+def test_startup_loads_no_deep_learning_library(code):
+    """torch or TensorFlow at start-up costs seconds on every call."""
+    probe = f"import sys; {code}; " + (
         "print(sorted(m for m in ('torch', 'tensorflow', 'ai_edge_litert') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
