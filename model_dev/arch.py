@@ -1,5 +1,5 @@
-"""Architectures: one block spec, from which the torch model, its statistics and (in ``quantize``)
-the Keras mirror are all built.
+"""Architectures: one block spec, from which the torch model (:mod:`model_dev.torch_net`), its
+statistics and (in ``quantize``) the Keras mirror are all built. This module needs no torch.
 
 Network
 -------
@@ -29,11 +29,12 @@ frames is cut into windows starting at ``0, hop, 2 hop, ...`` while the window f
 one does not reach the clip's end, one more window aligned to the end (start ``n - window``) is
 added, so every frame is seen. A clip shorter than one window gives one window, padded at the end
 with the front end's silence value, int8 -128 (windows are cut from the int8 features).
-The clip score of each class is the **maximum over windows** (:func:`aggregate`): a tag means "the
-event occurs somewhere in the clip", and a short event (one bark in 10 s) would be diluted by a
-mean. Because sigmoid is monotonic, max of window probabilities = sigmoid(max of window logits),
-and on the device max of the int8 LOGISTIC outputs equals the quantised max, so host and device
-agree exactly; training can apply BCE to the aggregated clip logits (multiple-instance learning).
+The clip score of each class is the **maximum over windows**
+(:func:`~model_dev.torch_net.aggregate`): a tag means "the event occurs somewhere in the clip", and
+a short event (one bark in 10 s) would be diluted by a mean. Because sigmoid is monotonic, max of
+window probabilities = sigmoid(max of window logits), and on the device max of the int8 LOGISTIC
+outputs equals the quantised max, so host and device agree exactly; training can apply BCE to the
+aggregated clip logits (multiple-instance learning).
 """
 
 from __future__ import annotations
@@ -44,9 +45,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 #: Front-end int8 value of silence (log of zero energy) and its dequantised value (scale 1/8).
 SILENCE_Q = -128  # the front end's output for silence, whatever its scale and zero point
@@ -388,71 +386,7 @@ STUDENTS: dict[str, ArchSpec] = {
 
 
 # --------------------------------------------------------------------------------------------
-# Torch
-# --------------------------------------------------------------------------------------------
-class ConvBNReLU(nn.Module):
-    """One :class:`Layer` in torch: explicit TF-same ``F.pad``, conv (no bias), BN, ReLU."""
-
-    def __init__(self, ly: Layer) -> None:
-        super().__init__()
-        groups = ly.cin if ly.op == "depthwise" else 1
-        self.pad = (ly.pad[2], ly.pad[3], ly.pad[0], ly.pad[1])  # F.pad: last dim (mel) first
-        self.conv = nn.Conv2d(ly.cin, ly.cout, ly.kernel, ly.stride, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(ly.cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return F.relu(self.bn(self.conv(F.pad(x, self.pad))))
-
-
-class TorchNet(nn.Module):
-    """Torch model of an :class:`ArchSpec` (see :func:`build_torch`).
-
-    Parameters ``layers.{i}.conv.weight`` and ``layers.{i}.bn.*`` follow :func:`layers` order;
-    the dense layer is ``head``.
-    """
-
-    def __init__(self, spec: ArchSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        lys = layers(spec)
-        self.layers = nn.ModuleList(ConvBNReLU(ly) for ly in lys)
-        self.block_of = [ly.block for ly in lys]
-        self.dropout = nn.Dropout(spec.dropout)
-        self.head = nn.Linear(lys[-1].cout, spec.n_classes)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Window features ``[B, T, F]`` (dequantised) -> ``(logits [B, K], block features)``.
-
-        ``feats[i]`` is block ``i``'s output ``[B, C, T', F']``.
-        """
-        x = x.unsqueeze(1)
-        feats: list[torch.Tensor] = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i + 1 == len(self.layers) or self.block_of[i + 1] != self.block_of[i]:
-                feats.append(x)
-        return self.head(self.dropout(x.mean(dim=(2, 3)))), feats
-
-
-def build_torch(spec: ArchSpec) -> TorchNet:
-    """Build the torch model of ``spec``.
-
-    Parameters
-    ----------
-    spec : ArchSpec
-        The architecture.
-
-    Returns
-    -------
-    TorchNet
-        ``forward(x [B, T, F])`` returns ``(logits [B, n_classes], feats)``; any T and F work
-        (the head pools globally), though statistics and export assume the spec's window.
-    """
-    return TorchNet(spec)
-
-
-# --------------------------------------------------------------------------------------------
-# Windows and clip aggregation
+# Windows
 # --------------------------------------------------------------------------------------------
 def window_starts(n_frames: int, window_frames: int, hop_frames: int) -> list[int]:
     """Start frames of a clip's windows (see the module docstring).
@@ -510,52 +444,3 @@ def clip_windows(
         features = np.concatenate([features, fill])
     starts = window_starts(n, window_frames, hop_frames)
     return np.stack([features[s : s + window_frames] for s in starts])
-
-
-def aggregate(window_logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Clip logits = max over windows (sigmoid of it = max of window probabilities).
-
-    Parameters
-    ----------
-    window_logits : torch.Tensor
-        ``[B, n_windows, C]``.
-    mask : torch.Tensor, optional
-        Bool ``[B, n_windows]``, False for padding windows of shorter clips in a batch.
-
-    Returns
-    -------
-    torch.Tensor
-        Clip logits ``[B, C]``.
-    """
-    if mask is not None:
-        window_logits = window_logits.masked_fill(~mask[..., None], float("-inf"))
-    return window_logits.amax(dim=1)
-
-
-def clip_forward(
-    model: nn.Module, windows: torch.Tensor, mask: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Run a model over every window of a batch of clips and aggregate.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A :func:`build_torch` model.
-    windows : torch.Tensor
-        ``[B, n_windows, T, F]`` dequantised features.
-    mask : torch.Tensor, optional
-        See :func:`aggregate`.
-
-    Returns
-    -------
-    clip_logits : torch.Tensor
-        ``[B, C]``.
-    window_logits : torch.Tensor
-        ``[B, n_windows, C]``.
-    feats : list of torch.Tensor
-        Block features of all ``B * n_windows`` windows, clip-major.
-    """
-    b, w = windows.shape[:2]
-    logits, feats = model(windows.flatten(0, 1))
-    window_logits = logits.unflatten(0, (b, w))
-    return aggregate(window_logits, mask), window_logits, feats

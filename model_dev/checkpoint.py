@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model_dev.arch import ArchSpec, build_torch
+from model_dev.arch import ArchSpec
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write
+from model_dev.torch_net import build_torch
 
 CHECKPOINT_FORMAT = 1
 #: Checkpoint entries that hold state rather than metadata (left out of ``load_checkpoint``'s meta).
@@ -79,7 +80,7 @@ def load_checkpoint(path: str | Path, expect_kind: str | None = None) -> tuple[n
     Returns
     -------
     model : nn.Module
-        The :func:`~model_dev.arch.build_torch` model of the stored spec, on CPU, eval mode.
+        The :func:`~model_dev.torch_net.build_torch` model of the stored spec, on CPU, eval mode.
     meta : dict
         Every metadata entry: ``kind``, ``arch`` (:meth:`ArchSpec.to_dict`), ``train_config``,
         ``frontend`` and ``frontend_hash``, ``classes``, ``dataset``, ``teacher``, ``epoch``,

@@ -8,7 +8,7 @@ are padded with the front end's silence code) and kept as int8 ``[n_clips, max_w
 with a bool mask of the real windows (:class:`~model_dev.windows.ClipWindows`). A batch is
 dequantised on the compute device, ``(q - zero_point) * scale``. The model runs on the real
 windows only (padding windows never reach BatchNorm); the clip logits are the maximum over
-windows (:func:`~model_dev.arch.aggregate`), exactly what the device computes, and the BCE is
+windows (:func:`~model_dev.torch_net.aggregate`), exactly what the device computes, and the BCE is
 applied to them (multiple-instance learning: a clip label says "somewhere in the clip").
 
 Loss
@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from model_dev.arch import STUDENTS, TEACHER, ArchSpec, block_shapes, build_torch
+from model_dev.arch import STUDENTS, TEACHER, ArchSpec, block_shapes
 from model_dev.augment import mixup, spec_augment
 from model_dev.calibrate import balanced_weights, mean_gradient_norms
 from model_dev.checkpoint import (
@@ -81,6 +81,7 @@ from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text, remove_stale_temporaries, write_csv, write_json
 from model_dev.teacher_cache import LiveTeacher, TeacherCache
+from model_dev.torch_net import build_torch
 from model_dev.train_config import TrainConfig
 from model_dev.windows import ClipWindows, forward_windows, predict, split_windows
 

@@ -5,9 +5,8 @@ padded with the front end's silence code) and kept as int8 ``[total windows, T, 
 clip, with a bool mask ``[n_clips, max_windows]`` of each clip's windows: memory follows the
 windows the clips have, not the longest clip times the number of clips. A batch is laid out as
 ``[B, W, T, F]`` (W: the most windows of a clip in the batch, padding windows hold silence) and
-dequantised on the compute device. The model runs on the
-real windows only; clip logits are the maximum over windows (:func:`~model_dev.arch.aggregate`),
-exactly what the device computes.
+dequantised on the compute device. The model runs on the real windows only; clip logits are the
+maximum over windows (:func:`~model_dev.torch_net.aggregate`), exactly what the device computes.
 """
 
 from __future__ import annotations
@@ -19,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from model_dev.arch import SILENCE_Q, ArchSpec, aggregate, clip_windows
+from model_dev.arch import SILENCE_Q, ArchSpec, clip_windows
 from model_dev.device import autocast
 from model_dev.features import FeatureSet
+from model_dev.torch_net import aggregate
 
 
 @dataclass

@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from model_dev.arch import TorchNet
 from model_dev.frontend import FrontendConfig
+from model_dev.torch_net import TorchNet
 from quantize.keras_mirror import build_keras, check_drift
+from quantize.runtime import quiet_fds
 from quantize.tflite_model import (
     SUPPORTED_OPS,
     GraphError,
@@ -169,24 +167,6 @@ def representative_set(calibration_q: np.ndarray) -> np.ndarray:
     return np.concatenate([cal, extremes[None]])
 
 
-@contextmanager
-def _quiet_fd(*fds: int) -> Iterator[None]:
-    """Silence C-level file descriptors (default stderr): the converter's and TFLM's chatter."""
-    fds = fds or (2,)
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = [os.dup(fd) for fd in fds]
-    try:
-        with open(os.devnull, "wb") as null:
-            for fd in fds:
-                os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        for fd, old in zip(fds, saved, strict=True):
-            os.dup2(old, fd)
-            os.close(old)
-
-
 def keras_to_tflite(keras_model, representative: np.ndarray) -> bytes:
     """Full-int8 conversion of a Keras model.
 
@@ -214,7 +194,7 @@ def keras_to_tflite(keras_model, representative: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    with _quiet_fd(1, 2), contextlib.redirect_stdout(io.StringIO()):
+    with quiet_fds(1, 2), contextlib.redirect_stdout(io.StringIO()):
         return bytes(conv.convert())
 
 
@@ -224,7 +204,7 @@ def convert(model: TorchNet, calibration_q: np.ndarray, frontend: FrontendConfig
     Parameters
     ----------
     model : TorchNet
-        A :func:`~model_dev.arch.build_torch` model (weights as trained; eval mode is set).
+        A :func:`~model_dev.torch_net.build_torch` model (weights as trained; eval mode is set).
     calibration_q : np.ndarray
         int8 ``[N, window_frames, n_mels]`` front-end windows (the representative set; real
         training data).

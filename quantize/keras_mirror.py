@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model_dev.arch import ArchSpec, TorchNet, build_torch, layers
+from model_dev.arch import ArchSpec, layers
+from model_dev.torch_net import TorchNet, build_torch
 
 #: Largest allowed |Keras - torch| of the float outputs (probabilities) and, relative to the
 #: logits' magnitude, of the logits.

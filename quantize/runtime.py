@@ -14,12 +14,31 @@ from __future__ import annotations
 import faulthandler
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
-from quantize.convert import _quiet_fd
 from quantize.tflite_model import read_tflite
+
+
+@contextmanager
+def quiet_fds(*fds: int) -> Iterator[None]:
+    """Silence C-level file descriptors (default stderr): the converter's and TFLM's chatter."""
+    fds = fds or (2,)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(fd) for fd in fds]
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in fds:
+                os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        for fd, old in zip(fds, saved, strict=True):
+            os.dup2(old, fd)
+            os.close(old)
+
 
 #: TFLM aligns arena allocations to 16 bytes; the arena search resolves to this step.
 ARENA_STEP = 16
@@ -71,7 +90,7 @@ def run_litert(tflite: bytes, windows_q: np.ndarray) -> np.ndarray:
 def _tflm(tflite: bytes, arena_size: int):
     from tflite_micro.python.tflite_micro import runtime
 
-    with _quiet_fd():  # TFLM prints allocation failures to stderr before raising
+    with quiet_fds():  # TFLM prints allocation failures to stderr before raising
         return runtime.Interpreter.from_bytes(tflite, arena_size=arena_size)
 
 
@@ -185,7 +204,7 @@ def _runs_with_arena(tflite: bytes, arena_size: int, window_q: np.ndarray | None
         details = it.get_input_details(0)
         x = window_q if window_q is not None else np.zeros(details["shape"], np.int8)
         it.set_input(np.asarray(x, np.int8).reshape(details["shape"]), 0)
-        with _quiet_fd():
+        with quiet_fds():
             it.invoke()
     except RuntimeError:
         return False

@@ -7,7 +7,7 @@ Every module here has ``objective(x, y) -> (loss, window_scores)``: ``x`` a batc
 Deployable (built only from the device's op set, specs in :mod:`model_dev.anomaly.specs`):
 
 * :class:`DenseAE` on 5 stacked frames (FULLY_CONNECTED with folded BatchNorm + ReLU);
-* :class:`IDClassifier` around a :class:`~model_dev.arch.TorchNet` DS-CNN;
+* :class:`IDClassifier` around a :class:`~model_dev.torch_net.TorchNet` DS-CNN;
 * :class:`CausalConvPredictor`: a ``(k, n_mels)`` valid conv (causal in time), 1x1 convs.
 
 Host-only: :class:`GroupMADE`, :class:`VAE`, :class:`ConvVAE`, :class:`CausalTransformer`.
@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_dev.anomaly.specs import DenseAESpec, MADESpec, PredictorSpec
-from model_dev.arch import ArchSpec, build_torch
+from model_dev.arch import ArchSpec
+from model_dev.torch_net import build_torch
 
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

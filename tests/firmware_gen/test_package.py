@@ -17,9 +17,10 @@ from firmware_gen.host_build import compile_host, package_includes
 from firmware_gen.package import TASK_SOURCES, firmware
 from firmware_gen.render import CSRC, TEMPLATES
 from host_tools.qemu import run_selftest
-from model_dev.arch import STUDENTS, aggregate, build_torch, clip_windows, window_starts
+from model_dev.arch import STUDENTS, clip_windows, window_starts
 from model_dev.frontend import Frontend, FrontendConfig
 from model_dev.synth import synthesize_clip
+from model_dev.torch_net import aggregate, build_torch
 
 pytestmark = pytest.mark.skipif(
     shutil.which("gcc") is None or shutil.which("make") is None, reason="needs gcc and make"

@@ -66,9 +66,10 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     """Random-init tiny student -> full-int8 .tflite with aedfw metadata at ``path``."""
     import torch
 
-    from model_dev.arch import build_torch, clip_windows, ds_cnn
+    from model_dev.arch import clip_windows, ds_cnn
     from model_dev.frontend import Frontend
     from model_dev.synth import synthesize_clip
+    from model_dev.torch_net import build_torch
     from quantize.convert import convert_checked
     from quantize.metadata import ModelMetadata, write_metadata
     from quantize.runtime import arena_size

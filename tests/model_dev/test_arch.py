@@ -15,14 +15,12 @@ from model_dev.arch import (
     ArchSpec,
     Conv,
     DSConv,
-    aggregate,
-    build_torch,
-    clip_forward,
     clip_windows,
     same_pad,
     spec_stats,
     window_starts,
 )
+from model_dev.torch_net import aggregate, build_torch, clip_forward
 
 torch.set_num_threads(1)
 

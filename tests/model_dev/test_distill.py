@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model_dev.arch import STUDENTS, TEACHER, block_shapes, build_torch
+from model_dev.arch import STUDENTS, TEACHER, block_shapes
 from model_dev.distill import (
     DistillConfig,
     clip_gram,
@@ -22,6 +22,7 @@ from model_dev.distill import (
     teacher_batch,
     utterance_gram,
 )
+from model_dev.torch_net import build_torch
 
 torch.set_num_threads(1)
 LOSSES = [sp_loss, iusp_loss]
