@@ -131,7 +131,7 @@ def cost(fw: Path, model: Path, data, out: Path, clips: int = COST_CLIPS) -> dic
     inference and window score under QEMU ``-icount``, and per second of audio at its hop."""
     from firmware_gen.build import build_firmware
     from host_tools.emulate import emulated_device
-    from host_tools.qemu import QEMU_INSTRUCTIONS_PER_TICK, _define, cortex_m4_instructions
+    from host_tools.qemu import QEMU_INSTRUCTIONS_PER_TICK, cortex_m4_instructions, package_rates
     from host_tools.validate import validate
 
     build_firmware(fw, "cortex-m4")
@@ -142,10 +142,7 @@ def cost(fw: Path, model: Path, data, out: Path, clips: int = COST_CLIPS) -> dic
                        progress=False)  # fmt: skip
     post, windows = val["cycles"]["post"], val["cycles"]["model_per_window"]["n"]
     score = post["mean"] * post["n"] / windows * QEMU_INSTRUCTIONS_PER_TICK
-    include = fw / "aed" / "include"
-    hop = _define(include / "aed_config.h", "AED_POST_HOP_FRAMES")
-    sr = _define(include / "aed_frontend_config.h", "AED_FE_SAMPLE_RATE")
-    frames_s = sr / _define(include / "aed_frontend_config.h", "AED_FE_HOP_LENGTH")
+    frames_s, hop = package_rates(fw)
     per_s = ins["frontend_per_frame"] * frames_s
     per_s += (ins["model_per_inference"] + score) * frames_s / hop
     return {

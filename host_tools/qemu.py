@@ -122,16 +122,22 @@ def cortex_m4_instructions(out_dir: str | Path, timeout: float = 120.0) -> dict:
     result = run_selftest(build_firmware(out, "cortex-m4", selftest_only=True), timeout)
     fe = result["fe_cycles"] * QEMU_INSTRUCTIONS_PER_TICK / result["frames"]
     model = result["model_cycles"] * QEMU_INSTRUCTIONS_PER_TICK / result["windows"]
-    include = out / "aed" / "include"
-    hop = _define(include / "aed_config.h", "AED_POST_HOP_FRAMES")
-    sr = _define(include / "aed_frontend_config.h", "AED_FE_SAMPLE_RATE")
-    frames_per_second = sr / _define(include / "aed_frontend_config.h", "AED_FE_HOP_LENGTH")
+    frames_per_second, hop = package_rates(out)
     return {
         "frontend_per_frame": round(fe),
         "model_per_inference": round(model),
         "per_second_one_window": round(fe * frames_per_second + model),
         "per_second_at_hop": round(fe * frames_per_second + model * frames_per_second / hop),
     }
+
+
+def package_rates(fw_dir: Path) -> tuple[float, int]:
+    """Front-end frames per second of audio and the window hop in frames, from the headers of
+    the package in ``fw_dir``."""
+    include = Path(fw_dir) / "aed" / "include"
+    sr = _define(include / "aed_frontend_config.h", "AED_FE_SAMPLE_RATE")
+    hop_length = _define(include / "aed_frontend_config.h", "AED_FE_HOP_LENGTH")
+    return sr / hop_length, _define(include / "aed_config.h", "AED_POST_HOP_FRAMES")
 
 
 def _define(header: Path, name: str) -> int:

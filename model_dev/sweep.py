@@ -82,7 +82,7 @@ def method_of(cfg: TrainConfig) -> str:
     return "+".join(t for t in TERMS if getattr(cfg, t) > 0) or "none"
 
 
-def _run_job(
+def run_job(
     name: str, cfg: TrainConfig, job_dir: Path, split: str, fs: FeatureSet | None = None
 ) -> dict:
     """Train (or resume) one job, evaluate its best checkpoint, write ``result.json``."""
@@ -272,7 +272,7 @@ def _run_jobs(
         try:
             for name, cfg, job_dir in todo:
                 try:
-                    on_result(_run_job(name, cfg, job_dir, split, fs))
+                    on_result(run_job(name, cfg, job_dir, split, fs))
                 except Exception as exc:  # noqa: BLE001 - reported with the job's name
                     failed[name] = f"{type(exc).__name__}: {exc}"
                 bar.update()
@@ -284,8 +284,7 @@ def _run_jobs(
             jobs, ctx, initializer=_init_worker, initargs=(fs, threads)
         ) as pool:
             futures = {
-                pool.submit(_run_job, name, cfg, job_dir, split): name
-                for name, cfg, job_dir in todo
+                pool.submit(run_job, name, cfg, job_dir, split): name for name, cfg, job_dir in todo
             }
             for fut in as_completed(futures):
                 if fut.exception() is not None:

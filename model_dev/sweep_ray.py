@@ -2,7 +2,7 @@
 
 :func:`model_dev.sweep.sweep` decides which jobs to run (done jobs are skipped, interrupted ones
 resume from their ``last.pt``) and writes the report; this module only runs the jobs. A job is
-the same :func:`model_dev.sweep._run_job` as on the local backend, with the same torch thread
+the same :func:`model_dev.sweep.run_job` as on the local backend, with the same torch thread
 count, so it writes the same ``result.json`` and the table is the same for the same seeds.
 
 Where Ray runs
@@ -37,10 +37,10 @@ def _job(name: str, cfg: TrainConfig, job_dir: Path, split: str, fs: FeatureSet,
     """One sweep job inside a Ray worker (the local backend's job, same thread count)."""
     import torch
 
-    from model_dev.sweep import _run_job
+    from model_dev.sweep import run_job
 
     torch.set_num_threads(threads)
-    return _run_job(name, cfg, job_dir, split, fs)
+    return run_job(name, cfg, job_dir, split, fs)
 
 
 def run_jobs_ray(
