@@ -30,8 +30,6 @@ import tty
 from collections.abc import Iterator
 from pathlib import Path
 
-import serial
-
 from firmware_gen.build import LINKS, TARGETS, build_firmware
 from host_tools.device import Device, Hello
 from host_tools.qemu import parse_selftest, qemu_command
@@ -141,18 +139,20 @@ class EmulatedDevice:
         chardev = f"tcp:127.0.0.1:{self._port},server=on"
         self._spawn(qemu_command(self.exe, serial=chardev), stdin=subprocess.DEVNULL)
         # QEMU waits for the first connection before it starts the CPU: connect, read the
-        # self-test line, ask HELLO, disconnect; the server then accepts the next client
+        # self-test line, disconnect; the server then accepts the next client (HELLO's). A raw
+        # socket, not pyserial: pyserial's open() discards what has already arrived, and the
+        # self-test line of a small model can arrive that early.
         deadline = time.monotonic() + self.boot_timeout
         while True:
             self._check_alive(b"")
             try:
-                link = serial.serial_for_url(self.url, timeout=0.05)
+                link = socket.create_connection(("127.0.0.1", self._port), timeout=0.05)
                 break
-            except serial.SerialException:
+            except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"QEMU did not open {self.url}") from None
                 time.sleep(0.05)
-        try:
+        with link:
             text = b""
             while not _has_selftest(text):
                 self._check_alive(text)
@@ -160,12 +160,11 @@ class EmulatedDevice:
                     raise RuntimeError(
                         f"{self.exe}: no self-test line within {self.boot_timeout:g} s: {text!r}"
                     )
-                text += link.read(4096)
-            self.selftest = parse_selftest(text.decode(errors="replace"))
-            with Device(link, timeout=5.0) as dev:
-                self.hello = dev.info
-        finally:
-            link.close()
+                with contextlib.suppress(TimeoutError):
+                    text += link.recv(4096)
+        self.selftest = parse_selftest(text.decode(errors="replace"))
+        with Device(self.url, timeout=5.0) as dev:
+            self.hello = dev.info
 
     def _spawn(self, cmd: list[str], **kw) -> None:
         # a session of its own: stop() signals the whole group, nothing outlives us
