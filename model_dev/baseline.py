@@ -12,8 +12,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
+from model_dev.tagging_metrics import auprc
 
 
 def fit_mean_baseline(

@@ -1,5 +1,5 @@
-"""Multi-label evaluation: AUPRC (average precision), operating thresholds, PR curves, and
-:func:`evaluate` of a checkpoint."""
+""":func:`evaluate` of a checkpoint: its clip probabilities on a split, the metrics and PR curves
+of :mod:`model_dev.tagging_metrics`, and operating thresholds saved into the checkpoint."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from model_dev.checkpoint import check_compatible, open_checkpoint, save_checkpoint
 from model_dev.config_io import json_finite
@@ -17,111 +16,9 @@ from model_dev.device import resolve_device
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text
 from model_dev.stage_inputs import DatasetSpec, checkpoint_frontend, trained_split
+from model_dev.tagging_metrics import auprc, operating_thresholds, plot_pr_curves
 from model_dev.train_config import TrainConfig
 from model_dev.windows import predict, split_windows
-
-
-def auprc(labels: np.ndarray, scores: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
-    """Micro and macro average precision, per-class AP and the micro chance level.
-
-    Parameters
-    ----------
-    labels : np.ndarray
-        Multi-hot ground truth, [n_clips, n_classes].
-    scores : np.ndarray
-        Scores of the same shape (any monotone scale: probabilities, logits, int8).
-    classes : tuple of str
-        Class names, for the ``ap/<class>`` keys.
-
-    Returns
-    -------
-    dict
-        ``micro``, ``macro`` (mean over classes with at least one positive), ``chance`` (the
-        fraction of positive labels: micro AUPRC of random scores) and ``ap/<class>``
-        (NaN for a class without positives).
-    """
-    labels = np.asarray(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    if labels.shape != scores.shape or labels.ndim != 2 or labels.shape[1] != len(classes):
-        raise ValueError(
-            f"labels {labels.shape} and scores {scores.shape} must both be [n, {len(classes)}]"
-        )
-    present = labels.sum(axis=0) > 0
-    per_class = np.full(len(classes), np.nan)
-    for c in np.flatnonzero(present):
-        per_class[c] = average_precision_score(labels[:, c], scores[:, c])
-    return {
-        "micro": float(average_precision_score(labels.ravel(), scores.ravel())),
-        "macro": float(per_class[present].mean()) if present.any() else float("nan"),
-        "chance": float(labels.mean()),
-        **{f"ap/{c}": float(a) for c, a in zip(classes, per_class, strict=True)},
-    }
-
-
-def operating_thresholds(
-    labels: np.ndarray, scores: np.ndarray, target_precision: float | None = None
-) -> np.ndarray:
-    """Per-class score thresholds for the device's decision ``score >= threshold``.
-
-    Parameters
-    ----------
-    labels, scores : np.ndarray
-        [n_clips, n_classes], as for :func:`auprc`.
-    target_precision : float, optional
-        If given, the lowest threshold whose precision reaches it (the most recall at that
-        precision); a class that never reaches it gets its maximum-F1 threshold. If None, the
-        threshold of maximum F1.
-
-    Returns
-    -------
-    np.ndarray
-        float64 [n_classes]; ``inf`` for a class without positives (never fires).
-    """
-    thresholds = np.full(labels.shape[1], np.inf)
-    for c in range(labels.shape[1]):
-        if labels[:, c].sum() == 0:
-            continue
-        precision, recall, cut = precision_recall_curve(labels[:, c], scores[:, c])
-        precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-        best = int(np.argmax(f1))
-        if target_precision is not None:
-            reach = np.flatnonzero(precision >= target_precision)
-            best = int(reach[0]) if reach.size else best
-        thresholds[c] = cut[best]
-    return thresholds
-
-
-def plot_pr_curves(
-    labels: np.ndarray,
-    scores: np.ndarray,
-    classes: tuple[str, ...],
-    path: str | Path,
-    title: str = "Precision-recall",
-) -> Path:
-    """Write a PNG with one precision-recall curve per class and the micro curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = auprc(labels, scores, classes)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    for c, name in enumerate(classes):
-        if labels[:, c].sum():
-            p, r, _ = precision_recall_curve(labels[:, c], scores[:, c])
-            ax.plot(r, p, lw=1, label=f"{name} (AP {metrics[f'ap/{name}']:.2f})")
-    p, r, _ = precision_recall_curve(labels.ravel(), scores.ravel())
-    ax.plot(r, p, "k", lw=2.5, label=f"micro (AP {metrics['micro']:.3f})")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.grid(alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return path
-
 
 THRESHOLD_SCORE = "sigmoid(max over windows of the logits); fires when score >= value"
 
@@ -154,9 +51,9 @@ def evaluate(
     """AUPRC, per-class AP and operating thresholds of a checkpoint.
 
     Clip scores are ``sigmoid(max over windows of the logits)``, windows as in training. The
-    per-class thresholds (:func:`~model_dev.evaluate.operating_thresholds`, on the checkpoint's
-    validation splits) are applied to ``split`` and written back into the checkpoint (atomically)
-    under ``"thresholds"`` for the device's post-processing.
+    per-class thresholds (:func:`~model_dev.tagging_metrics.operating_thresholds`, on the
+    checkpoint's validation splits) are applied to ``split`` and written back into the checkpoint
+    (atomically) under ``"thresholds"`` for the device's post-processing.
 
     Parameters
     ----------
@@ -180,7 +77,7 @@ def evaluate(
     -------
     dict
         ``checkpoint``, ``kind``, ``arch``, ``state_dict_sha256``, ``frontend_hash``, ``split``,
-        ``n_clips``, ``metrics`` (:func:`~model_dev.evaluate.auprc`: micro, macro, chance,
+        ``n_clips``, ``metrics`` (:func:`~model_dev.tagging_metrics.auprc`: micro, macro, chance,
         ``ap/<class>``), ``thresholds`` (``classes``, ``values`` (``inf``: never fires),
         ``split``, ``method``, ``target_precision``, ``score``), ``at_thresholds`` (per class:
         threshold, precision, recall, f1 on ``split``) and ``files``.

@@ -77,9 +77,9 @@ from model_dev.checkpoint import (
 )
 from model_dev.device import autocast, reproducible, resolve_device
 from model_dev.distill import Pairs, clip_groups, distillation_loss
-from model_dev.evaluate import auprc
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write_text, remove_stale_temporaries, write_csv, write_json
+from model_dev.tagging_metrics import auprc
 from model_dev.teacher_cache import LiveTeacher, TeacherCache
 from model_dev.torch_net import build_torch
 from model_dev.train_config import TrainConfig

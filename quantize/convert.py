@@ -27,12 +27,11 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model_dev.frontend import FrontendConfig
-from model_dev.torch_net import TorchNet
-from quantize.keras_mirror import build_keras, check_drift
 from quantize.runtime import quiet_fds
 from quantize.tflite_model import (
     SUPPORTED_OPS,
@@ -40,6 +39,9 @@ from quantize.tflite_model import (
     check_supported,
     read_tflite,
 )
+
+if TYPE_CHECKING:
+    from model_dev.torch_net import TorchNet
 
 #: DESIGN contract 3: the ops TFLM and the C engine both implement.
 ALLOWED_OPS = SUPPORTED_OPS
@@ -233,6 +235,9 @@ def convert_checked(
 ) -> tuple[bytes, GraphInfo, float]:
     """:func:`convert`, also returning the graph summary and the drift (max |Keras - torch|
     of the probabilities)."""
+    # torch and Keras only here: checking a model's graph (validation) needs neither
+    from quantize.keras_mirror import build_keras, check_drift
+
     spec = model.spec
     rep_q = representative_set(calibration_q)
     if rep_q.shape[1:] != (spec.window_frames, spec.n_mels):

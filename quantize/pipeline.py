@@ -33,10 +33,10 @@ import torch
 
 from model_dev.arch import clip_windows
 from model_dev.config_io import json_finite
-from model_dev.evaluate import auprc, operating_thresholds
 from model_dev.features import FeatureSet
 from model_dev.fileio import atomic_write, atomic_write_text
 from model_dev.stage_inputs import CheckpointInputs, DatasetSpec, checkpoint_inputs
+from model_dev.tagging_metrics import auprc, operating_thresholds
 from model_dev.train_config import TrainConfig
 from quantize.convert import convert_checked, dequantize
 from quantize.metadata import ModelMetadata, embed_metadata, read_metadata

@@ -75,7 +75,7 @@ def _tagging_clip_post(
 
 
 def _tagging_metrics(truth, scores, labels: Sequence[str], ids=None) -> dict:
-    from model_dev.evaluate import auprc
+    from model_dev.tagging_metrics import auprc
 
     return auprc(truth, np.asarray(scores, np.float64), labels)
 

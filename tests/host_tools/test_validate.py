@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import serial
@@ -45,6 +47,18 @@ def test_native_device_validates_through_the_cli(tiny, host_device, tmp_path, ca
     page = (out / "report.html").read_text()  # one page, every figure inlined
     for anchor in ("validation-table", "scores-plot", "host-vs-device", "latency"):
         assert f'id="{anchor}"' in page
+
+
+def test_validation_loads_no_deep_learning_library(tiny, host_device, tmp_path):
+    """A test engineer's CI validates every build: torch or TensorFlow would add seconds and
+    hundreds of MB to each run."""
+    args = ["validate", "--port", host_device.url, "--model", str(tiny.model), "--data"]
+    args += [str(tiny.data), "--limit", "3", "--out", str(tmp_path / "report")]
+    probe = f"import sys; from aedfw.cli import main; code = main({args!r}); " + (
+        "print(code, sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1:] == ["0 []"], result.stdout + result.stderr
 
 
 def test_cli_takes_host_features_from_the_feature_cache(tiny, host_device, tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_dev.evaluate import auprc, operating_thresholds, plot_pr_curves
+from model_dev.tagging_metrics import auprc, operating_thresholds, plot_pr_curves
 
 CLASSES = ("a", "b", "c")
 

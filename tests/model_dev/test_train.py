@@ -15,9 +15,10 @@ from aedfw.cli import build_parser, main
 from model_dev import train as train_mod
 from model_dev.arch import SILENCE_Q, STUDENTS, clip_windows, vgg
 from model_dev.checkpoint import load_checkpoint, state_dict_sha256
-from model_dev.evaluate import auprc, evaluate, operating_thresholds
+from model_dev.evaluate import evaluate
 from model_dev.features import FeatureSet
 from model_dev.frontend import FrontendConfig
+from model_dev.tagging_metrics import auprc, operating_thresholds
 from model_dev.torch_net import clip_forward
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
