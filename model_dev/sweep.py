@@ -90,7 +90,7 @@ def run_job(
     cache = job_dir.parent.parent / "teacher-cache"
     best = train(cfg, fs, job_dir, resume=True, progress=False, teacher_cache=cache)
     ev = evaluate(best, fs, split)  # no PR-curve PNG per job: the sweep plots its own
-    _, meta = load_checkpoint(best)
+    meta = read_checkpoint(best)
     last = read_checkpoint(job_dir / "last.pt")  # best.pt's epoch is the best one
     result = {
         "job": name,

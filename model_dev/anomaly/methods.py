@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from model_dev.arch import clip_windows
+
 #: Frames per window of the patch methods (ID classifier, predictors).
 ID_WINDOW = 32
 
@@ -40,8 +42,6 @@ class Layout:
         """Windows of one clip ``[T, F]`` (float): ``[n, frames * F]`` or ``[n, frames, F]``."""
         hop = self.train_hop if train else self.hop
         if self.kind == "patch":
-            from model_dev.arch import clip_windows  # torch: not at import (see module doc)
-
             return clip_windows(clip, self.frames, hop, pad_value=silence)
         if len(clip) < self.frames:
             fill = np.full((self.frames - len(clip), clip.shape[1]), silence, clip.dtype)
