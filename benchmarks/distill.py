@@ -310,7 +310,13 @@ def export_scores(out: Path, fs) -> int:
                 np.save(f, stacked)
 
         atomic_write(SCORES, save)
-        doc["scores"] = {"file": SCORES.name, "split": "test", "jobs": jobs, "truth": truth}
+        doc["scores"] = {
+            "file": SCORES.name,
+            "split": "test",
+            "jobs": jobs,
+            "truth": truth,
+            "classes": list(fs.classes),
+        }
         write_json(path, doc)
     return len(jobs)
 
@@ -377,18 +383,23 @@ def _multi_hot(rows: list[str]) -> np.ndarray:
     return np.array([[c == "1" for c in row] for row in rows], dtype=np.float32)
 
 
-def clip_bootstrap(doc: dict) -> dict[tuple[str, str], dict]:
-    """(size, arm) -> :func:`~model_dev.sweep_report.paired_bootstrap` of the arm against
-    ``none`` on the exported clip scores (empty when none are exported)."""
+def _scores_by_arm(doc: dict) -> tuple[np.ndarray, dict[tuple[str, str], dict[int, np.ndarray]]]:
+    """The exported test labels and (size, arm) -> seed -> clip scores (empty without them)."""
     info = doc.get("scores")
     if not info or not SCORES.is_file():
-        return {}
+        return np.zeros((0, 0)), {}
     scores = dict(zip(info["jobs"], np.load(SCORES), strict=True))
-    truth = _multi_hot(info["truth"])
-    by = {}
+    by: dict[tuple[str, str], dict[int, np.ndarray]] = {}
     for r in doc["runs"]:
         if r["job"] in scores:
             by.setdefault((r["size"], r["arm"]), {})[int(r["seed"])] = scores[r["job"]]
+    return _multi_hot(info["truth"]), by
+
+
+def clip_bootstrap(doc: dict) -> dict[tuple[str, str], dict]:
+    """(size, arm) -> :func:`~model_dev.sweep_report.paired_bootstrap` of the arm against
+    ``none`` on the exported clip scores (empty when none are exported)."""
+    truth, by = _scores_by_arm(doc)
     return {
         (size, arm): paired_bootstrap(truth, by[(size, arm)], by[(size, "none")])
         for size in SIZES
@@ -526,6 +537,44 @@ def _bootstrap_lines(doc: dict) -> list[str]:
     ]
 
 
+def _class_lines(doc: dict) -> list[str]:
+    """Per-class test AP of ``none`` and the paired per-class differences of the feature terms
+    (empty without exported scores): where SP's and IUSP's gains come from."""
+    truth, by = _scores_by_arm(doc)
+    classes = doc.get("scores", {}).get("classes")
+    if not by or not classes:
+        return []
+
+    def class_ap(scores: np.ndarray) -> np.ndarray:
+        return np.array([micro_ap(truth[:, c], scores[:, c]) for c in range(len(classes))])
+
+    rows = []
+    for size in SIZES:
+        if (size, "none") not in by:
+            continue
+        none = np.array([class_ap(v) for v in by[(size, "none")].values()])
+        rows.append(f"| {size} | none (AP) | " + " | ".join(f"{v:.3f}" for v in none.mean(0)))
+        for arm, base in (("sp", "none"), ("iusp", "none"), ("iusp", "sp")):
+            a, b = by.get((size, arm), {}), by.get((size, base), {})
+            seeds = sorted(a.keys() & b.keys())
+            if len(seeds) < 2:
+                continue
+            d = np.array([class_ap(a[k]) - class_ap(b[k]) for k in seeds])
+            se = d.std(0, ddof=1) / np.sqrt(len(seeds))
+            cells = " | ".join(f"{m:+.3f} ± {e:.3f}" for m, e in zip(d.mean(0), se, strict=True))
+            rows.append(f"| {size} | {arm} − {base} | {cells}")
+    positives = ", ".join(f"{c} {int(n)}" for c, n in zip(classes, truth.sum(0), strict=True))
+    return [
+        "Per-class test AP: `none`'s mean over seeds, and the paired per-class differences of "
+        f"the feature terms (mean ± SE over seeds). Test clips per class: {positives}.",
+        "",
+        "| student | row | " + " | ".join(classes) + " |",
+        "|---|---|" + "---|" * len(classes),
+        *(r + " |" for r in rows),
+        "",
+    ]
+
+
 def _agreement_lines(doc: dict) -> list[str]:
     """The table of each arm's agreement with the teacher (empty before it is measured)."""
     jobs = doc.get("agreement", {}).get("jobs", {})
@@ -625,6 +674,7 @@ def docs_section(out: Path) -> str:
         "over seeds](img/distill_pareto.png)",
         "",
         *_bootstrap_lines(doc),
+        *_class_lines(doc),
         *_agreement_lines(doc),
         "Goals (iusp > sp > none at every size; RI ≥ 27% everywhere, ≥ 122% at s5k; kd+iusp ≥ kd):",
         "",
