@@ -57,7 +57,7 @@ from model_dev.fileio import atomic_write, write_json, write_marked_section
 from model_dev.frontend import FrontendConfig
 from model_dev.stage_inputs import DatasetSpec
 from model_dev.sweep import RESULT, SweepConfig, sweep, write_report
-from model_dev.sweep_report import micro_ap, paired_bootstrap
+from model_dev.sweep_report import mean_se, micro_ap, paired_bootstrap, plus_minus
 from model_dev.teacher_cache import LiveTeacher
 from model_dev.train import train
 from model_dev.train_config import TrainConfig
@@ -505,10 +505,15 @@ def _goal_lines(report: dict) -> list[str]:
         ri_text = (
             f"{100 * ri['ri']:.1f}%" if ri["status"] == "ok" else f"undefined ({ri['status']})"
         )
+        # RI hides how IUSP compares with SP when SP does not beat none: say it directly
+        above_sp = [micro["iusp"][k] - micro["sp"][k] for k in seeds]
+        wins = sum(d > 0 for d in above_sp)
         lines.append(
             f"- {s} (seeds {', '.join(map(str, seeds))}, every arm): none {get['none']:.4f}, "
             f"sp {get['sp']:.4f}, iusp {get['iusp']:.4f} → iusp > sp > none "
-            f"{'holds' if order else 'does not hold'}; kd+iusp {get['kd+iusp']:.4f} vs kd "
+            f"{'holds' if order else 'does not hold'}; iusp − sp "
+            f"{plus_minus(*mean_se(above_sp), signed=True)} (above on {wins} of {len(seeds)} "
+            f"seeds); kd+iusp {get['kd+iusp']:.4f} vs kd "
             f"{get['kd']:.4f}; RI {ri_text} (over {ri['n_seeds']} paired seeds)."
         )
     return lines

@@ -165,7 +165,8 @@ def _fmt(value: float, digits: int = 4) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _pm(mean: float, se: float, signed: bool = False) -> str:
+def plus_minus(mean: float, se: float, signed: bool = False) -> str:
+    """``mean ± se`` to 4 decimals (``signed``: with a sign; one value: "(1 seed)")."""
     if math.isnan(mean):
         return "—"
     text = f"{mean:+.4f}" if signed else f"{mean:.4f}"
@@ -356,10 +357,10 @@ def _html(
     page.table(
         header,
         [
-            [r["student"], r["method"], r["n_seeds"], _pm(r["micro_mean"], r["micro_se"]),
-             _pm(r["macro_mean"], r["macro_se"]),
+            [r["student"], r["method"], r["n_seeds"], plus_minus(r["micro_mean"], r["micro_se"]),
+             plus_minus(r["macro_mean"], r["macro_se"]),
              "—" if r["method"] == "none"
-             else _pm(r["diff_none_mean"], r["diff_none_se"], signed=True),
+             else plus_minus(r["diff_none_mean"], r["diff_none_se"], signed=True),
              r["params"], r["macs"], r["weight_bytes_int8"], r["activation_bytes_int8"]]
             for r in summary
         ],
@@ -391,13 +392,14 @@ def markdown_tables(summary: list[dict], ri: dict, teacher: dict, config: SweepC
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
-        diff = _pm(r["diff_none_mean"], r["diff_none_se"], signed=True)
+        diff = plus_minus(r["diff_none_mean"], r["diff_none_se"], signed=True)
         lo, hi = r["best_epoch_min"], r["best_epoch_max"]
         span = f"{lo}" if lo == hi else f"{lo}–{hi}"
         best = "" if lo == "" else f"{span} of {r['epochs']}"
         lines.append(
             f"| {r['student']} | {r['method']} | {r['n_seeds']} "
-            f"| {_pm(r['micro_mean'], r['micro_se'])} | {_pm(r['macro_mean'], r['macro_se'])} "
+            f"| {plus_minus(r['micro_mean'], r['micro_se'])} "
+            f"| {plus_minus(r['macro_mean'], r['macro_se'])} "
             f"| {'—' if r['method'] == 'none' else diff} | {best} "
             f"| {r['params']} | {r['macs']} | {r['weight_bytes_int8']} "
             f"| {r['activation_bytes_int8']} |"
