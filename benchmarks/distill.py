@@ -553,20 +553,25 @@ def _class_lines(doc: dict) -> list[str]:
     def class_ap(scores: np.ndarray) -> np.ndarray:
         return np.array([micro_ap(truth[:, c], scores[:, c]) for c in range(len(classes))])
 
+    # each student's per-class AP once: none and sp enter two rows each
+    ap = {
+        key: {seed: class_ap(s) for seed, s in runs.items()}
+        for key, runs in by.items()
+        if key[1] in ("none", "sp", "iusp")
+    }
     rows = []
     for size in SIZES:
-        if (size, "none") not in by:
+        if (size, "none") not in ap:
             continue
-        none = np.array([class_ap(v) for v in by[(size, "none")].values()])
-        rows.append(f"| {size} | none (AP) | " + " | ".join(f"{v:.3f}" for v in none.mean(0)))
+        none = np.mean(list(ap[(size, "none")].values()), axis=0)
+        rows.append(f"| {size} | none (AP) | " + " | ".join(f"{v:.3f}" for v in none))
         for arm, base in (("sp", "none"), ("iusp", "none"), ("iusp", "sp")):
-            a, b = by.get((size, arm), {}), by.get((size, base), {})
+            a, b = ap.get((size, arm), {}), ap.get((size, base), {})
             seeds = sorted(a.keys() & b.keys())
             if len(seeds) < 2:
                 continue
-            d = np.array([class_ap(a[k]) - class_ap(b[k]) for k in seeds])
-            se = d.std(0, ddof=1) / np.sqrt(len(seeds))
-            cells = " | ".join(f"{m:+.3f} ± {e:.3f}" for m, e in zip(d.mean(0), se, strict=True))
+            d = np.array([a[k] - b[k] for k in seeds])
+            cells = " | ".join("{:+.3f} ± {:.3f}".format(*mean_se(column)) for column in d.T)
             rows.append(f"| {size} | {arm} − {base} | {cells}")
     positives = ", ".join(f"{c} {int(n)}" for c, n in zip(classes, truth.sum(0), strict=True))
     return [
