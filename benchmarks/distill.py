@@ -710,7 +710,7 @@ def docs_section(out: Path) -> str:
         *_goal_lines(report),
         "",
         f"Training time per epoch (median over jobs; the CPU was shared with other work, which "
-        f"slowed some jobs several-fold): {speed or 'n/a'}. Job time so far, the sum over "
+        f"slowed some jobs several-fold): {speed or 'n/a'}. Job time, the sum over "
         f"students of their epochs' seconds: {job_hours:.1f} h, about {job_hours / 2:.1f} h of "
         "wall time with 2 jobs at once.",
     ]
